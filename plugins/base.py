@@ -1,0 +1,108 @@
+"""The plugin contract and the pipeline that runs it (GUIDE.md §4).
+
+A plugin is a small object with three async hooks; the config lists plugins outermost first.
+`before_call` hooks run in order, `wrap_call` hooks nest (the first wraps all the others, the
+innermost calls the upstream), `after_call` hooks run in reverse order. The nesting is built
+once in `Pipeline.__init__`, not per request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from proxy.upstream import Attempt, Served
+
+from .types import ChatRequest, ChatResponse
+
+
+@dataclass(slots=True)
+class CallContext:
+    """Everything one request carries through the pipeline."""
+
+    request_id: str
+    caller: str
+    route: str
+    requested_model: str
+    request: ChatRequest
+    target: str  # the tier, model group or deployment the upstream call goes to
+    deadline: float  # time.monotonic() by which everything must be done
+    tier: str | None = None
+    route_reason: str = "default"
+    session_id: str | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    attempts: list[Attempt] = field(default_factory=list)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    upstream_ms: float = 0.0
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+@dataclass(slots=True)
+class CallResult:
+    """The answer: a whole `response`, or a `stream` of OpenAI chunk dicts (first chunk received)."""
+
+    response: ChatResponse | None = None
+    stream: AsyncIterator[dict[str, Any]] | None = None
+    served: Served = field(default_factory=Served)
+    confidence: float | None = None
+    status: str | None = None
+    validator_scores: dict[str, float] = field(default_factory=dict)
+
+
+CallNext = Callable[[CallContext], Awaitable[CallResult]]
+
+
+class Plugin(Protocol):
+    name: str
+
+    async def before_call(self, ctx: CallContext) -> None: ...
+
+    async def wrap_call(self, ctx: CallContext, call_next: CallNext) -> CallResult: ...
+
+    async def after_call(self, ctx: CallContext, result: CallResult) -> CallResult: ...
+
+
+class BasePlugin:
+    """Pass-through defaults, so a plugin only writes the hooks it needs."""
+
+    name = "base"
+
+    async def before_call(self, ctx: CallContext) -> None:
+        return None
+
+    async def wrap_call(self, ctx: CallContext, call_next: CallNext) -> CallResult:
+        return await call_next(ctx)
+
+    async def after_call(self, ctx: CallContext, result: CallResult) -> CallResult:
+        return result
+
+
+def _wrap(plugin: Plugin, inner: CallNext) -> CallNext:
+    async def call(ctx: CallContext) -> CallResult:
+        return await plugin.wrap_call(ctx, inner)
+
+    return call
+
+
+class Pipeline:
+    def __init__(self, plugins: list[Plugin], terminal: CallNext) -> None:
+        self.plugins = list(plugins)
+        self._reversed = list(reversed(self.plugins))
+        chain = terminal
+        for plugin in self._reversed:
+            if type(plugin).wrap_call is not BasePlugin.wrap_call:
+                chain = _wrap(plugin, chain)
+        self._chain = chain
+
+    async def run(self, ctx: CallContext) -> CallResult:
+        for plugin in self.plugins:
+            await plugin.before_call(ctx)
+        result = await self._chain(ctx)
+        for plugin in self._reversed:
+            result = await plugin.after_call(ctx, result)
+        return result

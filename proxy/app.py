@@ -1,0 +1,77 @@
+"""`create_app(settings)`: the app factory. Everything stateful is built in the lifespan.
+
+Building in the lifespan (not at import, not in the factory) matters twice over: litellm's Rust
+core does not survive `fork()`, so each uvicorn worker must build its own Router after it
+starts; and two apps in one process (tests) get two independent object graphs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+from . import __version__
+from .errors import GatewayError, InvalidRequest, NotFound
+from .http import GatewayHeaders
+from .routes import health, openai
+from .services import Gateway
+from .settings import Settings
+
+log = logging.getLogger("gateway")
+
+
+def error_response(request: Request, exc: GatewayError) -> JSONResponse:
+    headers = dict(exc.headers)
+    headers.update(getattr(request.state, "rate_headers", {}) if exc.status_code != 429 else {})
+    body = exc.to_anthropic_body() if request.url.path.startswith("/v1/messages") else exc.to_body()
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway = Gateway.build(settings)
+        app.state.gateway = gateway
+        gateway.ready = True
+        log.info("gateway ready: config %s, model groups %s", settings.version, sorted(gateway.upstream.groups))
+        try:
+            yield
+        finally:
+            gateway.ready = False
+
+    app = FastAPI(title="llm-gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(openai.router)
+    app.include_router(health.router)
+
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        return error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error_response(request, InvalidRequest(f"invalid value for '{loc}': {first.get('msg')}", param=loc))
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error_response(request, NotFound(f"no route {request.method} {request.url.path}"))
+        error = GatewayError(str(exc.detail))
+        error.status_code = exc.status_code
+        error.error_type = "invalid_request_error" if exc.status_code < 500 else "api_error"
+        return error_response(request, error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(request, GatewayError("internal gateway error; the request id identifies it in the logs"))
+
+    app.add_middleware(GatewayHeaders)
+    return app

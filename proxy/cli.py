@@ -1,0 +1,126 @@
+"""`llm-gateway`: serve, config check, fake-upstream.
+
+Subcommands import what they need lazily, so `config check` answers in well under a second
+instead of paying litellm's import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from .errors import scrub
+from .settings import CONFIG_ENV, DEFAULT_CONFIG, ConfigError, load_settings, resolve_deployments
+
+
+class _ScrubSecrets(logging.Filter):
+    """Last line of defence: no key-like string leaves the process through a log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_ScrubSecrets())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("LiteLLM", "LiteLLM Router", "litellm", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def app_factory():  # type: ignore[no-untyped-def]
+    """uvicorn `--factory` entry for multi-worker serving: each worker builds its own app."""
+    from .app import create_app
+
+    settings = load_settings(os.environ.get(CONFIG_ENV) or None)
+    setup_logging(settings.log_level)
+    return create_app(settings)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"llm-gateway: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    log = logging.getLogger("gateway")
+    deployments, skipped = resolve_deployments(settings)
+    log.info("config %s (version %s): %d deployments usable", args.config or DEFAULT_CONFIG, settings.version,
+             len(deployments))
+    for line in skipped:
+        log.warning("deployment left out: %s", line)
+    if settings.auth.mode == "open":
+        log.warning("AUTH IS OPEN (auth.mode=open): any caller is accepted without a key")
+    log.info("serving on http://%s:%d/v1 with %d worker(s)", args.host, args.port, args.workers)
+    if args.workers > 1:
+        os.environ[CONFIG_ENV] = str(args.config or DEFAULT_CONFIG)
+        uvicorn.run("proxy.cli:app_factory", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    log_level="warning", timeout_graceful_shutdown=20)
+        return 0
+    from .app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning",
+                timeout_graceful_shutdown=20)
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.file)
+    except ConfigError as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 1
+    deployments, skipped = resolve_deployments(settings)
+    print(f"{args.file}: OK (config version {settings.version})")
+    print(f"  tiers: {', '.join(settings.tiers)}; default tier: {settings.default_tier}")
+    print(f"  deployments usable now: {len(deployments)} of {len(settings.model_list)}")
+    for line in skipped:
+        print(f"  left out until its key is set: {line}")
+    print(f"  auth: {settings.auth.mode}; callers: {len(settings.callers)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llm-gateway", description="OpenAI-compatible LLM gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", default=None, help=f"config file (default {DEFAULT_CONFIG})")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=_serve)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a config file without starting")
+    check.add_argument("file", nargs="?", default=str(DEFAULT_CONFIG))
+    check.set_defaults(func=_config_check)
+
+    fake = sub.add_parser("fake-upstream", help="run the fake provider server (tests, bench, demos)",
+                          add_help=False)
+    fake.set_defaults(func=None)
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "fake-upstream":
+        from fake_upstream.cli import main as fake_main
+
+        return fake_main(argv[1:])
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

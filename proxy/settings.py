@@ -1,0 +1,266 @@
+"""Gateway configuration: `config/litellm.yaml`, then `GATEWAY_*` environment overrides.
+
+This is the only module that reads the environment. Provider keys are written in the file as
+`os.environ/NAME` references and resolved here, once, at load; a deployment whose key variable is
+unset is left out of the router (and said so at start) rather than sent upstream keyless.
+
+The file has three top-level keys: litellm's own `model_list` and `router_settings`, and our
+`gateway:` section. The `gateway:` keys become the top level of `Settings`, so an environment
+override is `GATEWAY_<KEY>` (nested with `__`, e.g. `GATEWAY_AUTH__MODE=open`).
+Unknown keys are errors, so a typo fails at start instead of silently doing nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_REF = "os.environ/"
+CONFIG_ENV = "LLM_GATEWAY_CONFIG"  # how `serve --workers N` hands the config path to its workers
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "litellm.yaml"
+TIER_ORDER = ("fast", "medium", "large", "external")
+# litellm_params that may carry a secret: only ever from the environment, never from the file.
+SECRET_PARAMS = frozenset({"api_key", "aws_secret_access_key", "aws_access_key_id", "vertex_credentials"})
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names each bad key and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LitellmParams(BaseModel):
+    """A deployment's litellm_params. Extra keys are litellm's business and pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    api_base: str | None = None
+    api_key: str | None = None
+    order: int | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    timeout: float | None = None
+
+
+class Deployment(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_name: str
+    litellm_params: LitellmParams
+    model_info: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def public_name(self) -> str:
+        """The name a caller can request to reach exactly this deployment."""
+        return str(self.model_info.get("id") or self.litellm_params.model)
+
+
+class CallerConfig(_Strict):
+    """A caller and its key. The key is an `os.environ/NAME` reference or a sha256 hex digest."""
+
+    name: str
+    role: Literal["agent", "admin"] = "agent"
+    key: str | None = None
+    key_sha256: str | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key_from_env(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(ENV_REF):
+            raise ValueError(f"caller keys must come from the environment ({ENV_REF}NAME) or key_sha256")
+        return value
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _hex_digest(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-f]{64}", value):
+            raise ValueError("must be a lowercase sha256 hex digest (64 characters)")
+        return value
+
+
+class AuthConfig(_Strict):
+    mode: Literal["keys", "open"] = "keys"
+
+
+class LimitsConfig(_Strict):
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    default_rpm: int | None = Field(default=None, gt=0)
+    default_tpm: int | None = Field(default=None, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything the gateway process is configured with, resolved and validated."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", env_nested_delimiter="__", extra="forbid", protected_namespaces=()
+    )
+
+    model_list: list[Deployment] = Field(default_factory=list)
+    router_settings: dict[str, Any] = Field(default_factory=dict)
+
+    tiers: list[str] = Field(default_factory=lambda: list(TIER_ORDER))
+    default_tier: str = "fast"
+    embedding_group: str | None = "embeddings"
+    aliases: dict[str, str] = Field(default_factory=dict)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    callers: list[CallerConfig] = Field(default_factory=list)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: str = "data"
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init kwargs; the environment must win over it.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Settings:
+        groups = {d.model_name for d in self.model_list}
+        for tier in self.tiers:
+            if tier not in groups:
+                raise ValueError(f"tiers: tier {tier!r} has no deployment in model_list")
+        if self.embedding_group is not None and self.embedding_group not in groups:
+            raise ValueError(f"embedding_group: {self.embedding_group!r} has no deployment in model_list")
+        if self.default_tier not in self.tiers:
+            raise ValueError(f"default_tier: {self.default_tier!r} is not one of tiers {self.tiers}")
+        names = groups | {"auto"} | {d.public_name for d in self.model_list}
+        for pattern, target in self.aliases.items():
+            if target not in names:
+                raise ValueError(f"aliases.{pattern}: target {target!r} is not a tier, 'auto' or a model")
+        for i, deployment in enumerate(self.model_list):
+            for key in SECRET_PARAMS:
+                value = getattr(deployment.litellm_params, key, None)
+                if value is not None and not str(value).startswith(ENV_REF):
+                    raise ValueError(
+                        f"model_list.{i}.litellm_params.{key}: secrets must come from the environment "
+                        f"({ENV_REF}NAME), never from the file"
+                    )
+        seen: dict[str, int] = {}
+        for i, deployment in enumerate(self.model_list):
+            name = deployment.public_name
+            if name in seen:
+                raise ValueError(f"model_list.{i}.model_info.id: {name!r} is also used by model_list.{seen[name]}")
+            seen[name] = i
+        return self
+
+    @property
+    def version(self) -> str:
+        """A short digest of the configuration (no secrets: references are hashed, not values)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedDeployment:
+    """A deployment with its environment references resolved: what the router is built from."""
+
+    deployment: Deployment
+    litellm_params: dict[str, Any]
+
+
+def resolve_env(value: Any, environ: dict[str, str] | None = None) -> tuple[Any, str | None]:
+    """Resolve one `os.environ/NAME` reference. Returns (value, missing variable name or None)."""
+    env = os.environ if environ is None else environ
+    if isinstance(value, str) and value.startswith(ENV_REF):
+        name = value[len(ENV_REF) :]
+        resolved = env.get(name)
+        return (resolved, None) if resolved else (None, name)
+    return value, None
+
+
+def resolve_deployments(settings: Settings) -> tuple[list[ResolvedDeployment], list[str]]:
+    """Resolve every deployment's references; deployments missing a variable are skipped.
+
+    Returns the usable deployments and one human line per skipped deployment.
+    """
+    usable: list[ResolvedDeployment] = []
+    skipped: list[str] = []
+    for deployment in settings.model_list:
+        params: dict[str, Any] = {}
+        missing: str | None = None
+        for key, value in deployment.litellm_params.model_dump(exclude_none=True).items():
+            params[key], absent = resolve_env(value)
+            missing = missing or absent
+        if missing:
+            skipped.append(f"{deployment.model_name}/{deployment.public_name}: ${missing} is not set")
+            continue
+        usable.append(ResolvedDeployment(deployment, params))
+    return usable, skipped
+
+
+def resolve_caller_keys(settings: Settings) -> list[tuple[CallerConfig, str]]:
+    """Each configured caller with the sha256 hex digest of its key (callers without one are skipped)."""
+    out: list[tuple[CallerConfig, str]] = []
+    for caller in settings.callers:
+        if caller.key_sha256:
+            out.append((caller, caller.key_sha256))
+            continue
+        key, _missing = resolve_env(caller.key)
+        if key:
+            out.append((caller, hashlib.sha256(key.encode()).hexdigest()))
+    return out
+
+
+def _flatten(raw: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(raw) - {"model_list", "router_settings", "gateway"}
+    if unknown:
+        raise ConfigError(
+            f"{sorted(unknown)[0]}: unknown top-level key (expected model_list, router_settings, gateway)"
+        )
+    data = dict(raw.get("gateway") or {})
+    for key in ("model_list", "router_settings"):
+        if raw.get(key) is not None:
+            data[key] = raw[key]
+    return data
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {message}" if loc else message)
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file, apply environment overrides and validate; ConfigError names what is wrong."""
+    file = Path(path) if path else DEFAULT_CONFIG
+    try:
+        raw = yaml.safe_load(file.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping")
+    data = _flatten(raw)
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None

@@ -1,0 +1,1 @@
+"""Alembic migrations for the store schema (run by `store.db.migrate`)."""

@@ -1,0 +1,137 @@
+"""`AuditRecord`: what the pipeline hands to the audit sink, one per call.
+
+A plain slotted dataclass (built once per request on the hot path) mirroring the `audit_log`
+columns. The sink turns it into a row off the hot path: `to_row()` gives the column values,
+`prepare_row()` (store.redact) applies the content policy, and `row_to_json` / `row_from_json`
+round-trip a row through the spool's JSON lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypedDict
+
+Status = Literal["approved", "warning", "pending_review", "error"]
+STATUSES: tuple[str, ...] = ("approved", "warning", "pending_review", "error")
+
+
+class Attempt(TypedDict, total=False):
+    """One upstream call the router made for this request (retries and fallbacks included)."""
+
+    tier: str
+    provider: str
+    deployment: str
+    outcome: str  # ok | error class name | "timeout" | "rate_limited" ...
+    latency_ms: float
+    retry_after: float | None
+
+
+class CascadeStep(TypedDict, total=False):
+    """One tier the cascade tried: its answer's validator score, cost and latency."""
+
+    tier: str
+    model: str
+    score: float | None
+    cost: float
+    latency_ms: float
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sha256_hex(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(slots=True)
+class AuditRecord:
+    """One call as the audit log stores it. Field names are the `audit_log` column names.
+
+    `prompt` / `output` are the raw texts; the sink hashes them (when `prompt_hash` /
+    `output_hash` are empty), then keeps or drops them by the content policy and redacts secrets
+    before anything is written (database or spool).
+    """
+
+    request_id: str
+    created_at: datetime = field(default_factory=utcnow)
+    caller: str = ""
+    route: str = ""
+    task_type: str | None = None
+    requested_model: str | None = None
+    tier: str | None = None
+    served_model: str | None = None
+    provider: str | None = None
+    deployment: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    escalations: int = 0
+    steps: list[CascadeStep] = field(default_factory=list)
+    validator_scores: dict[str, float] = field(default_factory=dict)
+    confidence: float | None = None
+    status: Status = "approved"
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    error_class: str | None = None
+    session_id: str | None = None
+    prompt_hash: str = ""
+    output_hash: str = ""
+    prompt: str | None = None
+    output: str | None = None
+    offline: bool = False
+
+    def to_row(self) -> dict[str, Any]:
+        """The `audit_log` column values (no `id`), hashes filled in; content not yet filtered."""
+        return {
+            "request_id": self.request_id,
+            "created_at": self.created_at,
+            "caller": self.caller,
+            "route": self.route,
+            "task_type": self.task_type,
+            "requested_model": self.requested_model,
+            "tier": self.tier,
+            "served_model": self.served_model,
+            "provider": self.provider,
+            "deployment": self.deployment,
+            "attempts": [dict(a) for a in self.attempts],
+            "escalations": int(self.escalations),
+            "steps": [dict(s) for s in self.steps],
+            "validator_scores": dict(self.validator_scores),
+            "confidence": self.confidence,
+            "status": self.status,
+            "latency_ms": float(self.latency_ms),
+            "ttft_ms": self.ttft_ms,
+            "tokens_in": int(self.tokens_in),
+            "tokens_out": int(self.tokens_out),
+            "cost": float(self.cost),
+            "error_class": self.error_class,
+            "session_id": self.session_id,
+            "prompt_hash": self.prompt_hash or sha256_hex(self.prompt),
+            "output_hash": self.output_hash or sha256_hex(self.output),
+            "prompt": self.prompt,
+            "output": self.output,
+            "offline": bool(self.offline),
+        }
+
+
+def row_to_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as JSON-safe values (the spool's line format): `created_at` as ISO-8601 UTC."""
+    out = dict(row)
+    created = out.get("created_at")
+    if isinstance(created, datetime):
+        out["created_at"] = created.isoformat()
+    return out
+
+
+def row_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of `row_to_json`."""
+    row = dict(data)
+    created = row.get("created_at")
+    if isinstance(created, str):
+        parsed = datetime.fromisoformat(created)
+        row["created_at"] = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return row

@@ -30,9 +30,7 @@ from fake_upstream.common import (
 )
 from fake_upstream.state import FakeState, RecordedRequest
 
-MALFORMED_EVENT = (
-    b'event: content_block_delta\ndata: {"type": "content_block_delta", "delta": {"text": "no JSON\n\n'
-)
+MALFORMED_EVENT = b'event: content_block_delta\ndata: {"type": "content_block_delta", "delta": {"text": "no JSON\n\n'
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -109,9 +107,7 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
     }
 
 
-def _stream(
-    call: Call, message_id: str, text: str, tools: list[Any], prompt: int, completion: int
-) -> Response:
+def _stream(call: Call, message_id: str, text: str, tools: list[Any], prompt: int, completion: int) -> Response:
     start: dict[str, Any] = {
         "id": message_id,
         "type": "message",
@@ -174,8 +170,6 @@ async def count_tokens(request: Request) -> Response:
         return json_response(error_shape(400, "fake upstream: request body is not JSON"), 400)
     state = _state(request)
     model = body.get("model") if isinstance(body, dict) else None
-    state.record(
-        RecordedRequest(request.method, request.url.path, model, body, dict(request.headers), time.time())
-    )
+    state.record(RecordedRequest(request.method, request.url.path, model, body, dict(request.headers), time.time()))
     _, count = _prompt(body if isinstance(body, dict) else {})
     return json_response({"input_tokens": max(1, count)})

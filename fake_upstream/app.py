@@ -62,9 +62,7 @@ async def _dispatch(request: Request) -> Response:
     return json_response(openai_api.error_shape(404, message), 404)
 
 
-def create_app(
-    script: dict[str, Any] | Script | None = None, *, default_latency_ms: float = 0.0
-) -> Starlette:
+def create_app(script: dict[str, Any] | Script | None = None, *, default_latency_ms: float = 0.0) -> Starlette:
     """Build the app. ``script`` is a parsed script file (see :mod:`fake_upstream.behaviour`).
 
     ``default_latency_ms`` applies to every behaviour that does not set ``latency_ms``.

@@ -146,9 +146,7 @@ class Call:
         if "{" not in template:
             return template
         return (
-            template.replace("{model}", self.model)
-            .replace("{last_user}", self.last_user)
-            .replace("{n}", str(self.n))
+            template.replace("{model}", self.model).replace("{last_user}", self.last_user).replace("{n}", str(self.n))
         )
 
     def usage(self, text: str) -> tuple[int, int]:
@@ -182,9 +180,7 @@ async def begin(
     model = body.get("model") if isinstance(body, dict) else None
     if not isinstance(model, str):
         model = None
-    state.record(
-        RecordedRequest(request.method, request.url.path, model, body, dict(request.headers), time.time())
-    )
+    state.record(RecordedRequest(request.method, request.url.path, model, body, dict(request.headers), time.time()))
     if not isinstance(body, dict):
         return json_response(error_shape(400, "fake upstream: request body is not a JSON object"), 400)
     model = model or ""
@@ -205,9 +201,7 @@ async def begin(
         return DropConnection()
     if behaviour.status is not None:
         message = behaviour.error_message or f"fake upstream: scripted HTTP {behaviour.status} for {model}"
-        return json_response(
-            error_shape(behaviour.status, message), behaviour.status, response_headers(behaviour)
-        )
+        return json_response(error_shape(behaviour.status, message), behaviour.status, response_headers(behaviour))
     if behaviour.malformed_json and not stream:
         return Response(MALFORMED_BODY, 200, response_headers(behaviour), media_type="application/json")
     return Call(body, model, behaviour, n, last_user, prompt_words, request.scope)

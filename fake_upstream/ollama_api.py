@@ -85,9 +85,7 @@ async def chat(request: Request) -> Response:
         return call
     text = call.text()
     prompt, completion = call.usage(text)
-    tool_calls = [
-        {"function": {"name": tc.name, "arguments": tc.arguments}} for tc in call.behaviour.tool_calls
-    ]
+    tool_calls = [{"function": {"name": tc.name, "arguments": tc.arguments}} for tc in call.behaviour.tool_calls]
     model = call.model
     if not call.body.get("stream", True):
         message: dict[str, Any] = {"role": "assistant", "content": text}
@@ -193,9 +191,7 @@ async def embeddings_legacy(request: Request) -> Response:
     if isinstance(call, Response):
         return call
     prompt = call.body.get("prompt")
-    vector = embedding_vector(
-        prompt if isinstance(prompt, str) else str(prompt), call.behaviour.embedding_dim
-    )
+    vector = embedding_vector(prompt if isinstance(prompt, str) else str(prompt), call.behaviour.embedding_dim)
     return json_response({"embedding": vector}, headers=call.headers)
 
 

@@ -51,9 +51,7 @@ _ERROR_TYPES = {
 
 
 def error_shape(status: int, message: str) -> dict[str, Any]:
-    kind, code = _ERROR_TYPES.get(
-        status, ("server_error" if status >= 500 else "invalid_request_error", None)
-    )
+    kind, code = _ERROR_TYPES.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
@@ -120,9 +118,7 @@ async def chat_completions(request: Request) -> Response:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": call.model,
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": _finish_reason(call)}
-            ],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish_reason(call)}],
             "usage": _usage(prompt, completion),
             "service_tier": SERVICE_TIER,
             "system_fingerprint": FINGERPRINT,
@@ -131,9 +127,7 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
-def _chat_stream(
-    call: Call, text: str, tool_calls: list[dict[str, Any]], prompt: int, completion: int
-) -> Response:
+def _chat_stream(call: Call, text: str, tool_calls: list[dict[str, Any]], prompt: int, completion: int) -> Response:
     base = {
         "id": new_id("chatcmpl-"),
         "object": "chat.completion.chunk",
@@ -144,9 +138,7 @@ def _chat_stream(
     }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return sse(
-            {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
-        )
+        return sse({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
 
     head = [chunk({"role": "assistant", "content": ""})]
     body = [chunk({"content": piece}) for piece in split_chunks(text, call.behaviour.chunk_words)]

@@ -112,9 +112,7 @@ class FakeUpstream:
 
     # --- scripting, mirroring the /_fake admin routes -----------------------------------------
 
-    def set_behaviour(
-        self, model: str, behaviour: dict[str, Any] | Behaviour | None = None, **fields: Any
-    ) -> None:
+    def set_behaviour(self, model: str, behaviour: dict[str, Any] | Behaviour | None = None, **fields: Any) -> None:
         """Behaviour for every request of ``model`` (``"*"``: any model) until changed or reset.
 
         ``fake.set_behaviour("m", {"status": 500})`` or ``fake.set_behaviour("m", status=500)``.

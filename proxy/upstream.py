@@ -88,6 +88,13 @@ def _import_litellm() -> Any:
         os.environ.setdefault(key, value)
     import litellm
 
+    # litellm installs its own handlers (duplicating every line, unscrubbed) and warns about
+    # custom pricing at every start; route its records through ours, errors only.
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.setLevel(logging.ERROR)
     litellm.suppress_debug_info = True
     litellm.telemetry = False
     litellm.drop_params = True

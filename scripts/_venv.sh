@@ -1,0 +1,23 @@
+# Sourced by scripts/run and scripts/test: create .venv and install the project on first use,
+# and again whenever pyproject.toml changes (a stamp file holds its hash).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+EXTRAS="${1:-}"
+PY="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "==> creating virtual environment in .venv" >&2
+  "$PY" -m venv "$VENV"
+fi
+want="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-$EXTRAS"
+stamp="$VENV/.installed"
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  echo "==> installing llm-gateway${EXTRAS:+[$EXTRAS]} into .venv (first run takes a minute or two)" >&2
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+  echo "$want" > "$stamp"
+fi
+# litellm must never reach for the network (cost map, tokenizers); operators may override.
+export LITELLM_LOCAL_MODEL_COST_MAP="${LITELLM_LOCAL_MODEL_COST_MAP:-True}"
+export LITELLM_OFFLINE_MODE="${LITELLM_OFFLINE_MODE:-true}"
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"

@@ -70,6 +70,10 @@ def create_app(script: dict[str, Any] | Script | None = None, *, default_latency
     """
     parsed = script if isinstance(script, Script) else Script.from_dict(script)
     routes = [
+        # The hot paths first: route matching is a regex per route, in order.
+        Route("/v1/chat/completions", openai_api.chat_completions, methods=["POST"]),
+        Route("/api/chat", ollama_api.chat, methods=["POST"]),
+        Route("/v1/messages", anthropic_api.messages, methods=["POST"]),
         Route("/health", admin.health, methods=["GET"]),
         Route("/_fake/requests", admin.get_requests, methods=["GET"]),
         Route("/_fake/requests", admin.delete_requests, methods=["DELETE"]),
@@ -77,7 +81,6 @@ def create_app(script: dict[str, Any] | Script | None = None, *, default_latency
         Route("/_fake/behaviour/{model:path}", admin.delete_behaviour, methods=["DELETE"]),
         Route("/_fake/enqueue/{model:path}", admin.enqueue, methods=["POST"]),
         Route("/_fake/reset", admin.reset, methods=["POST"]),
-        Route("/api/chat", ollama_api.chat, methods=["POST"]),
         Route("/api/generate", ollama_api.generate, methods=["POST"]),
         Route("/api/embed", ollama_api.embed, methods=["POST"]),
         Route("/api/embeddings", ollama_api.embeddings_legacy, methods=["POST"]),

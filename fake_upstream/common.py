@@ -194,8 +194,8 @@ async def begin(
             return json_response(error_shape(400, f"fake upstream: {exc}"), 400)
     behaviour, n = state.choose(model, directive)
     delay = state.latency_s(behaviour)
-    if delay > 0:
-        await asyncio.sleep(delay)
+    if delay > 0 and await _client_left_within(request.receive, delay):
+        return DropConnection()
     stream = bool(body.get("stream", stream_default))
     if behaviour.drop_connection or (behaviour.drop_after_chunks is not None and not stream):
         return DropConnection()
@@ -205,6 +205,17 @@ async def begin(
     if behaviour.malformed_json and not stream:
         return Response(MALFORMED_BODY, 200, response_headers(behaviour), media_type="application/json")
     return Call(body, model, behaviour, n, last_user, prompt_words, request.scope)
+
+
+async def _client_left_within(receive: Receive, seconds: float) -> bool:
+    """Sleep ``seconds``; return early (True) if the client disconnects meanwhile."""
+    try:
+        async with asyncio.timeout(seconds):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+    except TimeoutError:
+        return False
+    return True
 
 
 class DropConnection(Response):

@@ -14,6 +14,8 @@ thread reads (it is lock-protected), so no HTTP round trip is needed to script t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 import threading
 import time
@@ -50,6 +52,7 @@ class FakeUpstream:
         self._port = port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -69,7 +72,8 @@ class FakeUpstream:
             timeout_graceful_shutdown=1,
         )
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="fake-upstream", daemon=True)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=self._serve, args=(server, loop), name="fake-upstream", daemon=True)
         thread.start()
         deadline = time.monotonic() + timeout
         while not server.started:
@@ -78,18 +82,39 @@ class FakeUpstream:
                 raise RuntimeError(f"fake upstream failed to start on {self.host}:{self._port}")
             time.sleep(0.005)
         self._port = server.servers[0].sockets[0].getsockname()[1]
-        self._server, self._thread = server, thread
+        self._server, self._thread, self._loop = server, thread, loop
         return self
+
+    @staticmethod
+    def _serve(server: uvicorn.Server, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.run_until_complete(server.serve())
+        finally:
+            loop.close()
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._server is None or self._thread is None:
             return
-        self._server.should_exit = True
-        self._thread.join(0.5)
-        if self._thread.is_alive():  # stalled streams or keep-alive connections: don't wait
-            self._server.force_exit = True
-            self._thread.join(timeout)
-        self._server = self._thread = None
+        server, thread = self._server, self._thread
+        server.should_exit = True  # uvicorn closes idle connections and waits for busy ones
+        thread.join(0.3)
+        if thread.is_alive() and self._loop is not None:
+            # Stalled streams and slow answers would hold the shutdown: cut their connections,
+            # so their handlers end as for a client disconnect (no cancelled-task tracebacks).
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._abort_connections, server)
+            thread.join(timeout)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(timeout)
+        self._server = self._thread = self._loop = None
+
+    @staticmethod
+    def _abort_connections(server: uvicorn.Server) -> None:
+        for connection in list(server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
 
     def __enter__(self) -> FakeUpstream:
         return self.start()

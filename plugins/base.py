@@ -8,6 +8,9 @@ once in `Pipeline.__init__`, not per request.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,6 +19,8 @@ from typing import Any, Protocol
 from proxy.upstream import Attempt, Served
 
 from .types import ChatRequest, ChatResponse
+
+log = logging.getLogger("gateway.pipeline")
 
 
 @dataclass(slots=True)
@@ -36,7 +41,14 @@ class CallContext:
     attempts: list[Attempt] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     upstream_ms: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+    first_byte_ms: float | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    finalizers: list[Finalizer] = field(default_factory=list)
+
+    def defer(self, finalizer: Finalizer) -> None:
+        """Run `finalizer` when the call is over; finalizers run last-registered first."""
+        self.finalizers.append(finalizer)
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -55,6 +67,9 @@ class CallResult:
 
 
 CallNext = Callable[[CallContext], Awaitable[CallResult]]
+# Must not wait on I/O. Runs once the call is over: after the answer for JSON, after the last chunk (or the failure,
+# or the client going away) for a stream. `error` is None on success.
+Finalizer = Callable[["CallContext", CallResult | None, BaseException | None], Awaitable[None]]
 
 
 class Plugin(Protocol):
@@ -100,9 +115,54 @@ class Pipeline:
         self._chain = chain
 
     async def run(self, ctx: CallContext) -> CallResult:
-        for plugin in self.plugins:
-            await plugin.before_call(ctx)
-        result = await self._chain(ctx)
-        for plugin in self._reversed:
-            result = await plugin.after_call(ctx, result)
+        try:
+            for plugin in self.plugins:
+                await plugin.before_call(ctx)
+            result = await self._chain(ctx)
+            for plugin in self._reversed:
+                result = await plugin.after_call(ctx, result)
+        except BaseException as exc:
+            await finalize(ctx, None, exc)
+            raise
+        if result.stream is not None:
+            result.stream = _finalizing(ctx, result, result.stream)
+        else:
+            await finalize(ctx, result, None)
         return result
+
+
+async def finalize(ctx: CallContext, result: CallResult | None, error: BaseException | None) -> None:
+    while ctx.finalizers:
+        finalizer = ctx.finalizers.pop()
+        try:
+            await finalizer(ctx, result, error)
+        except Exception:
+            log.exception("finalizer failed for %s", ctx.request_id)
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the stream ended."""
+
+
+async def _finalizing(ctx: CallContext, result: CallResult,
+                      stream: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    error: BaseException | None = None
+    try:
+        async for chunk in stream:
+            if ctx.first_byte_ms is None:
+                ctx.first_byte_ms = (time.perf_counter() - ctx.started) * 1000
+            yield chunk
+    except (GeneratorExit, asyncio.CancelledError):
+        error = ClientDisconnected("the client disconnected before the stream ended")
+        raise
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        closer = getattr(stream, "aclose", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                await closer()
+        # Under a cancelled scope every real suspension would raise again: finalizers must finish
+        # without waiting on I/O (the audit sink's submit() only enqueues).
+        await finalize(ctx, result, error)

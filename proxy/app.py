@@ -38,12 +38,12 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway = Gateway.build(settings)
         app.state.gateway = gateway
-        gateway.ready = True
+        await gateway.start()
         log.info("gateway ready: config %s, model groups %s", settings.version, sorted(gateway.upstream.groups))
         try:
             yield
         finally:
-            gateway.ready = False
+            await gateway.stop()
 
     app = FastAPI(title="llm-gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(openai.router)

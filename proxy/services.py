@@ -1,29 +1,57 @@
 """`Gateway`: the object graph one app instance runs on, built once in the lifespan.
 
 Routes receive it from `request.app.state.gateway`; nothing here is a module global, so two apps
-in one process (as the tests run them) never share state.
+in one process (as the tests run them) never share state. `build()` constructs (no I/O beyond
+reading config), `start()` does the I/O (migrations, background tasks), `stop()` flushes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
-from plugins.base import CallContext, Pipeline, Plugin
+from plugins.base import CallContext, Pipeline
+from plugins.cascade import Policy
+from plugins.registry import PluginDeps, build_plugins
+from plugins.state import LearnedState, StateHolder, Thresholds
+from plugins.tasks import TaskType, build_task_types
 from plugins.terminal import upstream_call
+from plugins.tiering import LocalPins
 from plugins.types import ChatRequest
+from plugins.validators import Scorer, build_validators
+from store.audit_sink import AuditSink
+from store.db import make_engine, migrate, session_factory
+from store.spool import Spool
 
 from . import __version__
 from .auth import Authenticator, Caller
 from .catalog import Catalog
+from .keys import DatabaseKeys
 from .limits import LocalLimiter
 from .settings import Settings, resolve_deployments
 from .upstream import Upstream
 
 log = logging.getLogger("gateway")
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    return f"sqlite:///{Path(settings.data_dir).resolve() / 'gateway.db'}"
+
+
+def initial_state(settings: Settings, task_types: dict[str, TaskType], scorer: Scorer) -> LearnedState:
+    """Version 0: the config's thresholds, weights and task-type tiers, until a learned one is loaded."""
+    thresholds = Thresholds(settings.quality.thresholds.review, settings.quality.thresholds.approved)
+    assignments = {name: task.tier for name, task in task_types.items()}
+    return LearnedState(0, thresholds, assignments, dict(scorer.weights), {}, scorer)
 
 
 @dataclass
@@ -34,27 +62,78 @@ class Gateway:
     limiter: LocalLimiter
     catalog: Catalog
     pipeline: Pipeline
+    task_types: dict[str, TaskType]
+    state: StateHolder
+    engine: Engine
+    sink: AuditSink | None
     skipped: list[str] = field(default_factory=list)
     ready: bool = False
+    db_ready: bool = False
     started_at: float = field(default_factory=time.time)
     version: str = __version__
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, settings: Settings, plugins: list[Plugin] | None = None) -> Gateway:
+    def build(cls, settings: Settings) -> Gateway:
         deployments, skipped = resolve_deployments(settings)
         for line in skipped:
             log.warning("deployment left out: %s", line)
         secrets = tuple(str(d.litellm_params.get("api_key") or "") for d in deployments)
         upstream = Upstream(deployments, settings.router_settings, secrets=secrets)
         available = set(upstream.groups) | {d.deployment.public_name for d in deployments}
-        catalog = Catalog(settings, available)
-        pipeline = Pipeline(plugins or [], upstream_call(upstream))
-        return cls(settings=settings, upstream=upstream, auth=Authenticator(settings), limiter=LocalLimiter(),
-                   catalog=catalog, pipeline=pipeline, skipped=skipped)
+        task_types = build_task_types(settings.task_types)
+        scorer = Scorer(build_validators(settings.quality.validators), settings.quality.weights)
+        state = StateHolder(initial_state(settings, task_types, scorer), settings.tiers, scorer)
+        engine = make_engine(database_url(settings))
+        sink = None
+        if settings.audit.enabled:
+            audit = settings.audit
+            sink = AuditSink(engine, Spool(Path(settings.data_dir) / "spool"), store_content=audit.store_content,
+                             batch_size=audit.batch_size, flush_interval_s=audit.flush_interval_s,
+                             max_queue=audit.queue_size)
+        quality = settings.quality
+        policy = Policy(quality.escalation_threshold, quality.max_escalations, quality.max_cost_per_request,
+                        quality.escalate_on_error, quality.stream_mode == "buffer")
+        deps = PluginDeps(settings.tiers, task_types, state, policy, LocalPins(), settings.session_pin_ttl_s, sink)
+        pipeline = Pipeline(build_plugins(settings.plugins, deps), upstream_call(upstream))
+        keys = DatabaseKeys(session_factory(engine))
+        return cls(settings=settings, upstream=upstream, auth=Authenticator(settings, keys.lookup),
+                   limiter=LocalLimiter(), catalog=Catalog(settings, available), pipeline=pipeline,
+                   task_types=task_types, state=state, engine=engine, sink=sink, skipped=skipped)
+
+    async def start(self) -> None:
+        await self._migrate_once()
+        if not self.db_ready:
+            self._tasks.append(asyncio.create_task(self._migrate_until_ready(), name="migrate-retry"))
+        if self.sink is not None:
+            await self.sink.start()
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False
+        for task in self._tasks:
+            task.cancel()
+        if self.sink is not None:
+            await self.sink.stop()
+        self.engine.dispose()
+
+    async def _migrate_once(self) -> None:
+        try:
+            await asyncio.to_thread(migrate, self.engine)
+            self.db_ready = True
+        except Exception as exc:  # the gateway serves without its database; audit spools meanwhile
+            log.error("database unavailable at start (%s); audit records are spooled until it is back",
+                      type(exc).__name__)
+
+    async def _migrate_until_ready(self) -> None:
+        while not self.db_ready:
+            await asyncio.sleep(10)
+            await self._migrate_once()
 
     async def admit(self, request: Request) -> Caller:
         """Authenticate and apply the caller's request limit; headers for the answer go to state."""
         caller = await self.auth.authenticate(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        request.state.caller = caller
         rpm = caller.rpm or self.settings.limits.default_rpm
         if rpm:
             request.state.rate_headers = self.limiter.check(caller.name, rpm).headers()
@@ -63,11 +142,12 @@ class Gateway:
     def context(self, request: Request, caller: Caller, route: str, requested: str, chat: ChatRequest) -> CallContext:
         resolved = self.catalog.resolve(requested)
         via = f"alias {resolved.via_alias} -> " if resolved.via_alias else ""
-        if resolved.kind == "auto":
+        auto = resolved.kind == "auto"
+        if auto:
             target, reason = self.settings.default_tier, f"{via}auto: default tier"
         else:
             target, reason = resolved.name, f"{via}requested {resolved.kind}"
-        return CallContext(
+        ctx = CallContext(
             request_id=request.state.request_id,
             caller=caller.name,
             route=route,
@@ -79,3 +159,6 @@ class Gateway:
             session_id=request.headers.get("x-session-id"),
             deadline=time.monotonic() + self.settings.limits.request_timeout_s,
         )
+        ctx.state["auto"] = auto
+        ctx.state["via"] = via
+        return ctx

@@ -103,6 +103,51 @@ class LimitsConfig(_Strict):
     default_tpm: int | None = Field(default=None, gt=0)
 
 
+class ThresholdsConfig(_Strict):
+    """Gate bands: below `review` is pending_review, below `approved` is warning, else approved."""
+
+    review: float = Field(default=4.0, ge=0, le=10)
+    approved: float = Field(default=7.0, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdsConfig:
+        if self.review > self.approved:
+            raise ValueError("review must not be above approved")
+        return self
+
+
+class QualityConfig(_Strict):
+    validators: list[str] | None = None  # None: every built-in validator
+    weights: dict[str, float] = Field(default_factory=dict)
+    escalation_threshold: float = Field(default=5.0, ge=0, le=10)
+    max_escalations: int = Field(default=2, ge=0)
+    max_cost_per_request: float | None = Field(default=None, gt=0)
+    escalate_on_error: bool = True
+    # buffer: a tier that may still escalate is buffered, scored, then replayed as SSE;
+    # passthrough: streams go straight through (scored at the end, never escalated).
+    stream_mode: Literal["buffer", "passthrough"] = "buffer"
+    thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+
+
+class TaskTypeConfig(_Strict):
+    """Overrides for one task type (built-ins: plugins/tasks.py), or a new one."""
+
+    tier: str | None = None
+    prompt: str | None = None
+    escalation_threshold: float | None = Field(default=None, ge=0, le=10)
+    max_escalations: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class AuditConfig(_Strict):
+    enabled: bool = True
+    store_content: Literal["none", "review_only", "all"] = "review_only"
+    retention_days: int = Field(default=90, gt=0)
+    batch_size: int = Field(default=100, gt=0)
+    flush_interval_s: float = Field(default=0.2, gt=0)
+    queue_size: int = Field(default=10_000, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything the gateway process is configured with, resolved and validated."""
 
@@ -120,6 +165,11 @@ class Settings(BaseSettings):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     callers: list[CallerConfig] = Field(default_factory=list)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    plugins: list[str] = Field(default_factory=lambda: ["audit", "tier_selection", "cascade", "gate"])
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    task_types: dict[str, TaskTypeConfig] = Field(default_factory=dict)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    session_pin_ttl_s: float = Field(default=1800.0, ge=0)
     database_url: str | None = None
     redis_url: str | None = None
     data_dir: str = "data"
@@ -159,6 +209,9 @@ class Settings(BaseSettings):
                         f"model_list.{i}.litellm_params.{key}: secrets must come from the environment "
                         f"({ENV_REF}NAME), never from the file"
                     )
+        for name, task in self.task_types.items():
+            if task.tier is not None and task.tier not in self.tiers:
+                raise ValueError(f"task_types.{name}.tier: {task.tier!r} is not one of tiers {self.tiers}")
         seen: dict[str, int] = {}
         for i, deployment in enumerate(self.model_list):
             name = deployment.public_name

@@ -10,6 +10,8 @@ production, and the whole-set number is one real scoring: analysis once, then ev
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import statistics
 import sys
 import time
@@ -17,9 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugins.types import ChatRequest, ChatResponse  # noqa: E402
-from plugins.validators import Scorer, default_validators  # noqa: E402
-from plugins.validators.text import analyze, clear_caches  # noqa: E402
+from plugins.types import ChatRequest, ChatResponse
+from plugins.validators import Scorer, Validator, default_validators
+from plugins.validators.structured import JsonModeValidator, ToolCallValidator
+from plugins.validators.text import analyze, clear_caches
 
 PROMPT = (
     "Our FastAPI service calls three upstream LLM providers and we keep getting 429s at peak. "
@@ -130,6 +133,41 @@ three metrics for a day before you enable it everywhere.
 '''
 
 
+LIMIT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "rate_per_second": {"type": "number", "minimum": 0},
+        "burst": {"type": "integer", "minimum": 1},
+        "max_retries": {"type": "integer", "minimum": 0, "maximum": 10},
+    },
+    "required": ["rate_per_second", "burst"],
+}
+SCHEMA = {
+    "type": "object",
+    "properties": {"providers": {"type": "object", "additionalProperties": LIMIT_SCHEMA}},
+    "required": ["providers"],
+}
+JSON_ANSWER = json.dumps(
+    {"providers": {f"provider-{i}": {"rate_per_second": i + 1, "burst": 2 * i + 2, "max_retries": 3}
+                   for i in range(12)}},
+    indent=2,
+)
+TOOLS = [
+    {"type": "function", "function": {"name": "set_limit", "parameters": LIMIT_SCHEMA}},
+    {"type": "function", "function": {"name": "get_limits", "parameters": {"type": "object", "properties": {}}}},
+]
+
+
+def _time(validator: Validator, request: ChatRequest, response: ChatResponse, rounds: int) -> list[int]:
+    samples = []
+    for _ in range(rounds):
+        clear_caches()
+        start = time.perf_counter_ns()
+        validator.score(request, response)
+        samples.append(time.perf_counter_ns() - start)
+    return samples
+
+
 def _percentiles(samples: list[int]) -> tuple[float, float]:
     ordered = sorted(samples)
     p50 = statistics.median(ordered) / 1000
@@ -140,7 +178,10 @@ def _percentiles(samples: list[int]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2000)
+    parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC (shows its share of p99)")
     args = parser.parse_args()
+    if args.no_gc:
+        gc.disable()
 
     request = ChatRequest(messages=[{"role": "user", "content": PROMPT}], task_type="code_generation")
     response = ChatResponse(text=ANSWER, finish_reason="stop", completion_tokens=1000)
@@ -150,6 +191,7 @@ def main() -> None:
     print(
         f"answer: {len(ANSWER)} chars, ~{analysis.word_count} words, "
         f"{len(analysis.blocks)} code blocks; {args.rounds} rounds, cold caches each call"
+        + (", GC off" if args.no_gc else "")
     )
 
     for _ in range(200):  # warm-up: imports, jsonschema, CPU caches
@@ -158,13 +200,8 @@ def main() -> None:
 
     print(f"{'validator':<16}{'p50 us':>9}{'p99 us':>9}  result")
     for validator in validators:
-        samples = []
-        for _ in range(args.rounds):
-            clear_caches()
-            start = time.perf_counter_ns()
-            result = validator.score(request, response)
-            samples.append(time.perf_counter_ns() - start)
-        p50, p99 = _percentiles(samples)
+        p50, p99 = _percentiles(_time(validator, request, response, args.rounds))
+        result = validator.score(request, response)
         verdict = "abstain" if result.abstained else f"{result.score:g}"
         print(f"{validator.name:<16}{p50:>9.1f}{p99:>9.1f}  {verdict}: {result.reason}")
 
@@ -176,6 +213,24 @@ def main() -> None:
         samples.append(time.perf_counter_ns() - start)
     p50, p99 = _percentiles(samples)
     print(f"{'ALL (Scorer)':<16}{p50:>9.1f}{p99:>9.1f}  confidence {scoring.confidence}")
+
+    print(f"\nstructured output (schema compiled once, then cached): {len(JSON_ANSWER)}-char JSON answer")
+    json_request = ChatRequest(
+        messages=[{"role": "user", "content": PROMPT}],
+        params={"response_format": {"type": "json_schema", "json_schema": {"name": "cfg", "schema": SCHEMA}}},
+    )
+    tool_request = ChatRequest(messages=[{"role": "user", "content": PROMPT}], params={"tools": TOOLS})
+    arguments = json.dumps({"rate_per_second": 5, "burst": 10, "max_retries": 3})
+    call = {"id": "call_1", "type": "function", "function": {"name": "set_limit", "arguments": arguments}}
+    cases: list[tuple[Validator, ChatRequest, ChatResponse]] = [
+        (JsonModeValidator(), json_request, ChatResponse(text=JSON_ANSWER, finish_reason="stop")),
+        (ToolCallValidator(), tool_request, ChatResponse(text="", tool_calls=[call], finish_reason="tool_calls")),
+    ]
+    for validator, req, resp in cases:
+        validator.score(req, resp)  # compile the schema
+        p50, p99 = _percentiles(_time(validator, req, resp, args.rounds))
+        result = validator.score(req, resp)
+        print(f"{validator.name:<16}{p50:>9.1f}{p99:>9.1f}  {result.score:g}: {result.reason}")
 
 
 if __name__ == "__main__":

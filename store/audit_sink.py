@@ -101,6 +101,7 @@ class AuditSink:
         self._stopping = False
         self._closed = False
         self._db_ok = True
+        self._last_error = ""
         self._tasks: list[asyncio.Task[None]] = []
         self._db_pool: ThreadPoolExecutor | None = None
         self._io_pool: ThreadPoolExecutor | None = None
@@ -195,16 +196,20 @@ class AuditSink:
                 batch = [self._items.popleft() for _ in range(count)]
                 self._inflight = count
                 try:
-                    if not await self._write_batch(batch):
-                        self._items.extendleft(reversed(batch))  # spool failed too: keep them
-                        if self._stopping:
-                            return
-                        await asyncio.sleep(1.0)
+                    done = await self._write_batch(batch)
+                except Exception:
+                    log.exception("audit writer error")
+                    done = False
                 finally:
                     self._inflight = 0
+                if not done:  # neither database nor spool took them: keep them, retry later
+                    self._items.extendleft(reversed(batch))
+                    if self._stopping:
+                        return  # stop() makes a last, synchronous attempt at the spool
+                    await asyncio.sleep(1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception:  # pragma: no cover - defensive: the loop must survive anything
                 log.exception("audit writer loop error")
                 await asyncio.sleep(0.1)
 
@@ -212,6 +217,8 @@ class AuditSink:
         """Write `batch` to the database or the spool; False only if both failed."""
         loop = asyncio.get_running_loop()
         rows = await loop.run_in_executor(self._io_pool, self._prepare, batch)
+        if not rows:
+            return True
         if self._db_ok:
             try:
                 dead = await asyncio.wait_for(
@@ -234,7 +241,27 @@ class AuditSink:
         return True
 
     def _prepare(self, batch: Sequence[AuditRecord]) -> list[dict[str, Any]]:
-        return [prepare_row(record, self._policy) for record in batch]
+        rows = (self._prepare_one(record) for record in batch)
+        return [row for row in rows if row is not None]
+
+    def _prepare_one(self, record: AuditRecord) -> dict[str, Any] | None:
+        """The row for `record`; a record that cannot become a row (a pipeline bug: wrong types)
+        goes to the dead-letter file, without its prompt/output, rather than failing its batch."""
+        try:
+            return prepare_row(record, self._policy)
+        except Exception as exc:
+            log.error("audit record %r is malformed: %s", getattr(record, "request_id", "?"), describe(exc))
+            fields = {
+                name: repr(getattr(record, name, None))
+                for name in getattr(record, "__dataclass_fields__", {})
+                if name not in ("prompt", "output")
+            }
+            try:
+                self._spool.append_dead([{"reason": describe(exc), "record": fields}])
+            except Exception:
+                log.exception("audit dead-letter append failed")
+            self.stats.dead += 1
+            return None
 
     async def _append_dead(self, dead: list[dict[str, Any]]) -> None:
         loop = asyncio.get_running_loop()
@@ -244,17 +271,22 @@ class AuditSink:
             log.exception("audit dead-letter append failed for %d row(s)", len(dead))
         self.stats.dead += len(dead)
 
-    def _mark_down(self, exc: BaseException) -> None:
+    def _mark_down(self, exc: BaseException, what: str = "write") -> None:
+        """Divert writes to the spool; log on the transition and whenever the error changes."""
         self.stats.db_failures += 1
-        if self._db_ok:
-            reason = "timeout" if isinstance(exc, TimeoutError) else describe(exc)
-            log.warning("audit database unavailable (%s); spooling to %s", reason, self._spool.path)
+        reason = "timeout" if isinstance(exc, TimeoutError) else describe(exc)
+        if self._db_ok or reason != self._last_error:
+            log.warning("audit database %s failed (%s); spooling to %s", what, reason, self._spool.path)
+        self._last_error = reason
         self._db_ok = False
 
     def _overflow(self, record: AuditRecord) -> None:
         """Queue full or sink stopped: spool synchronously (documented blocking fallback)."""
+        row = self._prepare_one(record)
+        if row is None:
+            return
         try:
-            self._spool.append([row_to_json(prepare_row(record, self._policy))])
+            self._spool.append([row_to_json(row)])
             self.stats.overflowed += 1
         except Exception:
             log.exception("audit spool append failed; record %s kept in memory", record.request_id)
@@ -280,21 +312,24 @@ class AuditSink:
         try:
             probe = loop.run_in_executor(self._db_pool, self._writer.probe)
             await asyncio.wait_for(probe, self._write_timeout)
-            if self._spool.depth > 0:
+        except Exception as exc:
+            self._mark_down(exc, "probe")
+            return
+        if self._spool.depth > 0:
+            try:
                 replayed = await loop.run_in_executor(
                     self._db_pool, self._spool.replay, self._replay_write, self._replay_batch_size
                 )
-                self.stats.replayed += replayed
-                if replayed:
-                    log.info("audit spool: replayed %d record(s) into the database", replayed)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._mark_down(exc)
-            return
+            except Exception as exc:
+                self._mark_down(exc, "spool replay")
+                return
+            self.stats.replayed += replayed
+            if replayed:
+                log.info("audit spool: replayed %d record(s) into the database", replayed)
         if not self._db_ok:
             log.info("audit database reachable again")
             self._db_ok = True
+            self._last_error = ""
 
     def _replay_write(self, rows: list[dict[str, Any]]) -> None:
         """Runs in a db thread, inside `Spool.replay`."""

@@ -212,9 +212,7 @@ def apply_verdict(
 def pending_review_stats(session: Session, *, now: datetime | None = None) -> tuple[int, float]:
     """(number of pending review items, age in seconds of the oldest; 0.0 when none)."""
     count, oldest = session.execute(
-        select(func.count(ReviewItem.id), func.min(ReviewItem.created_at)).where(
-            ReviewItem.state == "pending"
-        )
+        select(func.count(ReviewItem.id), func.min(ReviewItem.created_at)).where(ReviewItem.state == "pending")
     ).one()
     if not count or oldest is None:
         return 0, 0.0
@@ -239,9 +237,7 @@ def create_api_key(session: Session, name: str, role: Role = "agent") -> tuple[A
     if not name:
         raise InvalidInput("name is required")
     plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(
-        name=name, role=role, key_hash=hash_api_key(plaintext), prefix=plaintext[:8], created_at=_utcnow()
-    )
+    key = ApiKey(name=name, role=role, key_hash=hash_api_key(plaintext), prefix=plaintext[:8], created_at=_utcnow())
     session.add(key)
     try:
         session.commit()
@@ -271,9 +267,7 @@ def revoke_api_key(session: Session, name: str) -> ApiKey:
 
 def lookup_api_key(session: Session, key_hash: str) -> ApiKey | None:
     """The live (not revoked) key with this sha256 hash (see `hash_api_key`), or None."""
-    return session.scalars(
-        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-    ).first()
+    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))).first()
 
 
 # -- learned state ------------------------------------------------------------------------------
@@ -326,9 +320,7 @@ def activate_learned_state(session: Session, version: int) -> LearnedState:
     if row is None:
         raise NotFound(f"learned state version {version} not found")
     session.execute(
-        update(LearnedState)
-        .where(LearnedState.active.is_(True), LearnedState.version != version)
-        .values(active=False)
+        update(LearnedState).where(LearnedState.active.is_(True), LearnedState.version != version).values(active=False)
     )
     row.active = True
     session.commit()

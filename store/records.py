@@ -85,37 +85,53 @@ class AuditRecord:
     offline: bool = False
 
     def to_row(self) -> dict[str, Any]:
-        """The `audit_log` column values (no `id`), hashes filled in; content not yet filtered."""
+        """The `audit_log` column values (no `id`), hashes filled in; content not yet filtered.
+
+        Values are coerced to the column types (a pipeline handing an int where a str belongs
+        must not make the database reject a whole batch); what cannot be coerced raises here.
+        """
+        if not isinstance(self.created_at, datetime):
+            raise TypeError(f"created_at must be a datetime, not {type(self.created_at).__name__}")
+        if not self.request_id:
+            raise ValueError("request_id is required")
         return {
-            "request_id": self.request_id,
+            "request_id": str(self.request_id),
             "created_at": self.created_at,
-            "caller": self.caller,
-            "route": self.route,
-            "task_type": self.task_type,
-            "requested_model": self.requested_model,
-            "tier": self.tier,
-            "served_model": self.served_model,
-            "provider": self.provider,
-            "deployment": self.deployment,
+            "caller": str(self.caller or ""),
+            "route": str(self.route or ""),
+            "task_type": _opt_str(self.task_type),
+            "requested_model": _opt_str(self.requested_model),
+            "tier": _opt_str(self.tier),
+            "served_model": _opt_str(self.served_model),
+            "provider": _opt_str(self.provider),
+            "deployment": _opt_str(self.deployment),
             "attempts": [dict(a) for a in self.attempts],
             "escalations": int(self.escalations),
             "steps": [dict(s) for s in self.steps],
             "validator_scores": dict(self.validator_scores),
-            "confidence": self.confidence,
-            "status": self.status,
+            "confidence": _opt_float(self.confidence),
+            "status": str(self.status),
             "latency_ms": float(self.latency_ms),
-            "ttft_ms": self.ttft_ms,
+            "ttft_ms": _opt_float(self.ttft_ms),
             "tokens_in": int(self.tokens_in),
             "tokens_out": int(self.tokens_out),
             "cost": float(self.cost),
-            "error_class": self.error_class,
-            "session_id": self.session_id,
-            "prompt_hash": self.prompt_hash or sha256_hex(self.prompt),
-            "output_hash": self.output_hash or sha256_hex(self.output),
-            "prompt": self.prompt,
-            "output": self.output,
+            "error_class": _opt_str(self.error_class),
+            "session_id": _opt_str(self.session_id),
+            "prompt_hash": str(self.prompt_hash or sha256_hex(_opt_str(self.prompt))),
+            "output_hash": str(self.output_hash or sha256_hex(_opt_str(self.output))),
+            "prompt": _opt_str(self.prompt),
+            "output": _opt_str(self.output),
             "offline": bool(self.offline),
         }
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else value if isinstance(value, str) else str(value)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def row_to_json(row: dict[str, Any]) -> dict[str, Any]:

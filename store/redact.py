@@ -11,15 +11,15 @@ Whatever text is stored is first passed through `redact()`, which replaces secre
 `[REDACTED:<kind>]`: OpenAI/Anthropic style `sk-...` keys, `Bearer ...` tokens, AWS access key
 ids, GitHub/Slack/Google/Groq/Hugging Face/NVIDIA/Stripe tokens, JWTs, this gateway's own `gwk_`
 keys, `api_key=...` / `password=...` style assignments (also in JSON and YAML), passwords in URLs,
-PEM private key blocks, and generic long high-entropy tokens (at least 32 characters of
-base64/base64url alphabet mixing upper and lower case, at least one digit in 16 (min. 3), Shannon
-entropy >= 4 bits/char; so code identifiers are kept). Pure hex strings (git SHAs,
+PEM private key blocks, and generic long high-entropy tokens: at least 32 characters of the
+base64/base64url alphabet, mixing upper and lower case, with at least one digit in 16 (min. 3)
+and Shannon entropy >= 4 bits/char, so code identifiers survive. Pure hex strings (git SHAs,
 hashes, UUIDs) are deliberately not treated as secrets unless they sit in a `key=value` pair.
 
 All patterns are compiled once at import, and each runs only when a cheap substring test says it
-can match. `prepare_row()` is what the sink runs per record (off
-the event loop): column values, content policy, redaction, and clean-up of values PostgreSQL
-would reject (NUL characters, NaN/Infinity inside JSON).
+can match. `prepare_row()` is what the sink runs per record (off the event loop): column values,
+content policy, redaction, and clean-up of values PostgreSQL would reject (NUL characters, lone
+surrogates, NaN/Infinity inside JSON).
 """
 
 from __future__ import annotations
@@ -156,16 +156,27 @@ def redact(text: str) -> str:
     return _TOKEN_CANDIDATE.sub(_redact_token, text)
 
 
+def _clean_text(value: str) -> str:
+    """`value` without NUL characters and lone surrogates (PostgreSQL rejects both)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def _clean_json(value: Any) -> Any:
     """JSON-safe copy: NaN/Infinity -> None, NUL characters stripped, unknown types -> str."""
     if isinstance(value, str):
-        return value.replace("\x00", "") if "\x00" in value else value
+        return _clean_text(value)
     if isinstance(value, bool) or value is None or isinstance(value, int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k).replace("\x00", ""): _clean_json(v) for k, v in value.items()}
+        return {_clean_text(str(k)): _clean_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_clean_json(v) for v in value]
     return str(value)
@@ -189,8 +200,8 @@ def prepare_row(record: AuditRecord, policy: ContentPolicy = "review_only") -> d
     else:
         row["prompt"] = row["output"] = None
     for name, value in row.items():
-        if isinstance(value, str) and "\x00" in value:
-            row[name] = value.replace("\x00", "")
+        if isinstance(value, str):
+            row[name] = _clean_text(value)
     for name in _JSON_COLUMNS:
         row[name] = _clean_json(row[name])
     for name in _FLOAT_COLUMNS:

@@ -21,9 +21,7 @@ from sqlalchemy import Engine, and_, delete, exists, select
 from store.models import AuditLog, ReviewItem
 
 
-def purge_older_than(
-    engine: Engine, days: float, batch_size: int = 5000, *, now: datetime | None = None
-) -> int:
+def purge_older_than(engine: Engine, days: float, batch_size: int = 5000, *, now: datetime | None = None) -> int:
     """Delete audit rows (and their resolved review items) older than `days`; returns how many."""
     if days < 0:
         raise ValueError("days must be >= 0")

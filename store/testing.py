@@ -42,9 +42,7 @@ def postgres_reachable(url: str | None = None) -> bool:
 
 
 def with_search_path(url: str, schema: str) -> str:
-    return make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
+    return make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
 
 
 def with_address(url: str, host: str, port: int) -> str:

@@ -54,7 +54,7 @@ def is_data_error(exc: BaseException) -> bool:
         return isinstance(exc, sa_exc.IntegrityError | sa_exc.DataError)
     if isinstance(exc, sa_exc.StatementError):  # a value that failed to bind (not a DB error)
         return True
-    return isinstance(exc, TypeError | ValueError) and not isinstance(exc, TimeoutError)
+    return isinstance(exc, TypeError | ValueError)
 
 
 def describe(exc: BaseException) -> str:

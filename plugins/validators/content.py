@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import zlib
 from collections import Counter
 
 from plugins.types import ChatRequest, ChatResponse
@@ -32,12 +31,13 @@ class NonEmptyValidator:
 
 _CANT = r"(?:can(?:no|')?t|unable|not able|won'?t|will not|must decline|am not (?:allowed|permitted))"
 # A refusal at the very start of the answer. Every repetition is bounded; no nested quantifiers.
-_REFUSAL_START = re.compile(
+_REFUSAL_START = re.compile(  # matched against the lower-cased start of the answer
     r"(?:i'?m|i am) (?:sorry|afraid)[^.!?\n]{0,60}?\b" + _CANT
     + r"|i (?:apologi[sz]e|regret)[^.!?\n]{0,60}?\b" + _CANT
     + r"|(?:unfortunately,? |sorry,? (?:but )?)?i (?:can(?:no|')?t|cannot|am unable to|am not able to"
     r"|won'?t|will not|must (?:respectfully )?decline to) (?:help|assist|provide|comply|do that"
-    r"|fulfil|create|generate|write|answer|support|complete|share|engage|produce|give)"
+    r"|fulfil|create|generate|write|answer|support|complete|share|engage|produce|give|access|browse"
+    r"|view|see|open|run|execute|read)"
     r"|as an ai\b|i must (?:respectfully )?decline"
     r"|es tut mir leid|ich kann (?:ihnen |dir )?(?:dabei |damit )?nicht helfen"
     r"|je suis d[ée]sol[ée]e?|je ne peux pas|lo siento|no puedo|mi dispiace|non posso"
@@ -75,56 +75,67 @@ class RefusalValidator:
         return ValidatorResult.of(self.name, 10.0, "no refusal")
 
 
-_WINDOW_BYTES = 1024
-_MIN_PROSE_BYTES = 160
-_SENTENCE_SPLIT = re.compile(r"[.!?\n\u3002\uff01\uff1f]+")
+_WINDOW = 100
+_MIN_TOKENS = 30
+_MIN_SENTENCE_CHARS = 12
 
 
-def _min_window_ratio(data: bytes) -> float:
-    """The lowest zlib compression ratio over 1 KiB windows: loops compress to almost nothing,
-    natural prose in any language stays around 0.5, lists and tables above ~0.3."""
-    size = len(data)
-    if size <= _WINDOW_BYTES + _WINDOW_BYTES // 2:
-        return len(zlib.compress(data, 1)) / size
-    starts = list(range(0, size - _WINDOW_BYTES + 1, _WINDOW_BYTES))
-    if starts[-1] + _WINDOW_BYTES < size:
-        starts.append(size - _WINDOW_BYTES)  # the tail, where loops usually are
-    return min(len(zlib.compress(data[s : s + _WINDOW_BYTES], 1)) / _WINDOW_BYTES for s in starts)
+def _min_window_diversity(words: tuple[str, ...]) -> float:
+    """The lowest share of distinct tokens over windows of 100 tokens (the last window aligned to
+    the end, where loops usually are). Running prose in any language stays above ~0.5 (typically
+    0.65-0.8), templated lists around 0.3-0.5; a phrase looping over and over drops to a few
+    distinct words per hundred."""
+    size = len(words)
+    if size <= _WINDOW + _WINDOW // 2:
+        return len(set(words)) / size
+    starts = list(range(0, size - _WINDOW + 1, _WINDOW))
+    if starts[-1] + _WINDOW < size:
+        starts.append(size - _WINDOW)
+    return min(len(set(words[s : s + _WINDOW])) for s in starts) / _WINDOW
 
 
 def _repeated_sentences(prose: str) -> tuple[float, str, int]:
-    """(share of sentences that repeat an earlier one, the most repeated sentence, its count)."""
-    sentences = [s.strip() for s in _SENTENCE_SPLIT.split(prose.lower())]
-    sentences = [s for s in sentences if len(s) >= 12]
-    if not sentences:
+    """(share of sentences that repeat an earlier one, the most repeated sentence, its count).
+
+    Sentences are cut with `str.split` on ". " and line breaks (a regex split costs 4x more; a
+    loop of "!" or "?" sentences is one long sentence here, and the window measure's to catch)."""
+    text = prose.lower().replace("\n", ". ")
+    if not text.isascii():
+        text = text.replace("\u3002", ". ").replace("\uff01", ". ").replace("\uff1f", ". ")
+    sentences = [s for s in (part.strip() for part in text.split(". ")) if len(s) >= _MIN_SENTENCE_CHARS]
+    if len(sentences) < 3:
         return 0.0, "", 0
-    counts = Counter(sentences)
-    top, top_count = counts.most_common(1)[0]
-    return 1.0 - len(counts) / len(sentences), top, top_count
+    distinct = set(sentences)
+    if len(distinct) == len(sentences):
+        return 0.0, "", 1
+    top, count = Counter(sentences).most_common(1)[0]
+    return 1.0 - len(distinct) / len(sentences), top, count
 
 
 class RepetitionValidator:
-    """Fails degenerate loops: the same sentence, line or phrase repeated over and over.
+    """Fails degenerate loops: a phrase, sentence, line or paragraph repeated over and over.
 
-    The cheap test runs on every answer: the zlib compression ratio of each 1 KiB window of the
-    prose (code blocks excluded; code is legitimately repetitive). Only when a window compresses
-    suspiciously well does it count repeated sentences, to confirm and to name the loop."""
+    Two cheap measures on the prose (code blocks excluded; code is legitimately repetitive): the
+    lowest share of distinct words in any window of 100 words (catches phrase loops, with or
+    without punctuation, in any language) and the share of sentences that repeat an earlier one
+    (catches whole sentences or paragraphs looping, whose windows can still look varied)."""
 
     name = "repetition"
     default_weight = 2.0
 
     def score(self, request: ChatRequest, response: ChatResponse) -> ValidatorResult:
-        prose = analyze(response.text).prose if response.text else ""
-        data = prose.encode()
-        if len(data) < _MIN_PROSE_BYTES:
+        if not response.text:
+            return ValidatorResult.abstain(self.name, "no text")
+        analysis = analyze(response.text)
+        if len(analysis.words) < _MIN_TOKENS:
             return ValidatorResult.abstain(self.name, "too little prose to judge")
-        ratio = _min_window_ratio(data)
-        if ratio >= 0.25:
-            return ValidatorResult.of(self.name, 10.0, "no repetition")
-        share, top, count = _repeated_sentences(prose)
-        looped = f"{top[:60]!r} x{count}" if count > 1 else "a repeated phrase"
-        if ratio < 0.12 or (count >= 5 and share >= 0.5):
+        diversity = _min_window_diversity(analysis.words)
+        share, top, count = _repeated_sentences(analysis.prose)
+        looped = f"{top[:60]!r} x{count}" if count > 1 else "a phrase repeated"
+        if diversity < 0.15 or (count >= 4 and share >= 0.5):
             return ValidatorResult.of(self.name, 1.0, f"degenerate loop: {looped}")
-        if ratio < 0.18 or share >= 0.3:
+        if diversity < 0.25 or (count >= 3 and share >= 0.25):
             return ValidatorResult.of(self.name, 3.0, f"heavy repetition: {looped}")
-        return ValidatorResult.of(self.name, 8.0, "repetitive but varied (lists or tables)")
+        if diversity < 0.35 or share >= 0.15:
+            return ValidatorResult.of(self.name, 7.0, f"somewhat repetitive: {looped}")
+        return ValidatorResult.of(self.name, 10.0, "no repetition")

@@ -99,7 +99,7 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
 
 SAMPLE_CHARS = 3000
-SAMPLE_WORDS = 400
+SAMPLE_WORDS = 250
 MIN_WORDS = 8
 MIN_STOPWORD_HITS = 4
 MIN_STOPWORD_SHARE = 0.12

@@ -69,16 +69,21 @@ _JS_LIKE = frozenset(
 _SQL = frozenset({"sql", "postgresql", "postgres", "mysql", "sqlite", "plsql", "tsql"})
 _CSS = frozenset({"css", "scss", "less"})
 
-# Comments and string literals, removed before counting brackets. Each alternative is linear.
+# Comments and string literals, removed before counting brackets. Each alternative is linear, and
+# the ones that may span lines also end at the end of the code (`\Z`), so an unclosed `/*` or
+# backtick is consumed once instead of being rescanned from every later occurrence (quadratic).
 # C-like languages: only one-character 'x' literals (Rust lifetimes and generics use a lone ').
+_BLOCK_COMMENT = r"/\*.*?(?:\*/|\Z)"
+_DOUBLE_QUOTED = r"\"(?:\\.|[^\"\\\n])*\""
 _C_NOISE = re.compile(
-    r"//[^\n]*|/\*.*?\*/|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])'|`[^`]*`", re.DOTALL
+    rf"//[^\n]*|{_BLOCK_COMMENT}|{_DOUBLE_QUOTED}|'(?:\\.|[^'\\\n])'|`[^`]*(?:`|\Z)", re.DOTALL
 )
 _JS_NOISE = re.compile(
-    r"//[^\n]*|/\*.*?\*/|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\])*`", re.DOTALL
+    rf"//[^\n]*|{_BLOCK_COMMENT}|{_DOUBLE_QUOTED}|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\])*(?:`|\Z)",
+    re.DOTALL,
 )
-_SQL_NOISE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:''|[^'])*'|\"[^\"\n]*\"", re.DOTALL)
-_CSS_NOISE = re.compile(r"/\*.*?\*/|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", re.DOTALL)
+_SQL_NOISE = re.compile(rf"--[^\n]*|{_BLOCK_COMMENT}|'(?:''|[^'])*(?:'|\Z)|\"[^\"\n]*\"", re.DOTALL)
+_CSS_NOISE = re.compile(rf"{_BLOCK_COMMENT}|{_DOUBLE_QUOTED}|'(?:\\.|[^'\\\n])*'", re.DOTALL)
 _BRACKETS = re.compile(r"[()\[\]{}]")
 _CLOSER_OF = {")": "(", "]": "[", "}": "{"}
 _REPL_PROMPT = re.compile(r"^>>>(?: |$)", re.MULTILINE)

@@ -290,8 +290,13 @@ def test_connection_refused_is_503(make_gateway, fake):
     config = base_config(fake.url)
     config["model_list"][0] = deployment("fast", "nowhere", "http://127.0.0.1:9/v1")
     server = make_gateway(config)
-    response = _post(server, {"model": "fast", "messages": [{"role": "user", "content": "x"}]})
+    # Named deployment: no cascade to fall over to another tier.
+    response = _post(server, {"model": "nowhere", "messages": [{"role": "user", "content": "x"}]})
     assert _error(response, 503)["code"] == "upstream_unavailable"
+    # The tier itself falls over to the next tier up.
+    response = _post(server, {"model": "fast", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 200 and response.headers["x-gateway-tier"] == "medium"
+    assert "UpstreamUnavailable -> medium" in response.headers["x-gateway-route-reason"]
 
 
 def test_failure_after_stream_started_is_a_final_error_event(gateway):
@@ -300,7 +305,7 @@ def test_failure_after_stream_started_is_a_final_error_event(gateway):
         "POST",
         gateway.url + "/v1/chat/completions",
         headers={"Authorization": f"Bearer {AGENT_KEY}"},
-        json={"model": "fast", "stream": True, "messages": [{"role": "user", "content": prompt}]},
+        json={"model": "fake-fast", "stream": True, "messages": [{"role": "user", "content": prompt}]},
         timeout=15,
     ) as response:
         assert response.status_code == 200
@@ -317,7 +322,7 @@ def test_stall_mid_stream_ends_with_error_event_not_done(make_gateway, fake):
         "POST",
         server.url + "/v1/chat/completions",
         headers={"Authorization": f"Bearer {AGENT_KEY}"},
-        json={"model": "fast", "stream": True, "messages": [{"role": "user", "content": prompt}]},
+        json={"model": "fake-fast", "stream": True, "messages": [{"role": "user", "content": prompt}]},
         timeout=15,
     ) as response:
         events = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]

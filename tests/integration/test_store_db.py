@@ -6,6 +6,7 @@ Every test runs against a fresh database: a SQLite file in a tmp dir, or a new P
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import queries as q
@@ -22,7 +24,7 @@ from store.models import AuditLog, Base, ReviewItem
 from store.records import AuditRecord
 from store.redact import prepare_row
 from store.retention import purge_older_than
-from store.testing import postgres_reachable, postgres_schema
+from store.testing import TcpProxy, postgres_reachable, postgres_schema
 from store.writer import AuditWriter
 
 
@@ -93,16 +95,22 @@ def test_migrations_create_the_schema_and_match_the_models(db_url: str) -> None:
 
 
 def test_rows_read_back_typed_and_tz_aware(engine: Engine, sessions: sessionmaker[Session]) -> None:
-    local = datetime(2026, 3, 1, 14, 30, tzinfo=UTC).astimezone(
-        datetime.now().astimezone().tzinfo or UTC
-    )
+    local = datetime(2026, 3, 1, 14, 30, tzinfo=UTC).astimezone(datetime.now().astimezone().tzinfo or UTC)
     write(
         engine,
         rec(
             1,
             created_at=local,
-            attempts=[{"tier": "fast", "provider": "ollama", "deployment": "d1", "outcome": "ok",
-                       "latency_ms": 12.5, "retry_after": None}],
+            attempts=[
+                {
+                    "tier": "fast",
+                    "provider": "ollama",
+                    "deployment": "d1",
+                    "outcome": "ok",
+                    "latency_ms": 12.5,
+                    "retry_after": None,
+                }
+            ],
             steps=[{"tier": "fast", "model": "m", "score": 8.5, "cost": 0.0, "latency_ms": 12.5}],
             validator_scores={"json": 9.0},
             confidence=8.5,
@@ -159,8 +167,7 @@ def test_list_audit_filters_and_keyset_pages(engine: Engine, sessions: sessionma
             cursor = page.next_cursor
         assert seen == [f"req-{i}" for i in range(24, -1, -2)]  # newest first, no gaps/dupes
 
-        window = q.list_audit(s, since=T0 + timedelta(minutes=10), until=T0 + timedelta(minutes=13),
-                              order="asc")
+        window = q.list_audit(s, since=T0 + timedelta(minutes=10), until=T0 + timedelta(minutes=13), order="asc")
         assert [r.request_id for r in window.items] == ["req-10", "req-11", "req-12"]
         assert window.next_cursor is None
 
@@ -200,15 +207,20 @@ def test_review_lifecycle(engine: Engine, sessions: sessionmaker[Session]) -> No
 
         approved = q.apply_verdict(s, first.id, "approve", reviewer="ana", score=8, notes="fine")
         assert (approved.state, approved.verdict, approved.reviewer, approved.score) == (
-            "approved", "approve", "ana", 8)
+            "approved",
+            "approve",
+            "ana",
+            8,
+        )
         assert approved.updated_at >= approved.created_at
         with pytest.raises(q.NotPending):
             q.apply_verdict(s, first.id, "reject", reviewer="bo")
 
         with pytest.raises(q.InvalidInput):
             q.apply_verdict(s, items[1].id, "correct", reviewer="bo")  # no corrected_output
-        corrected = q.apply_verdict(s, items[1].id, "correct", reviewer="bo",
-                                    corrected_output="fixed; password=hunter22")
+        corrected = q.apply_verdict(
+            s, items[1].id, "correct", reviewer="bo", corrected_output="fixed; password=hunter22"
+        )
         assert corrected.state == "corrected"
         assert corrected.corrected_output == "fixed; password=[REDACTED:secret]"
 
@@ -238,9 +250,7 @@ def test_review_items_page(engine: Engine, sessions: sessionmaker[Session]) -> N
 # -- retention ----------------------------------------------------------------------------------
 
 
-def test_retention_purges_in_batches_and_keeps_pending_reviews(
-    engine: Engine, sessions: sessionmaker[Session]
-) -> None:
+def test_retention_purges_in_batches_and_keeps_pending_reviews(engine: Engine, sessions: sessionmaker[Session]) -> None:
     now = T0 + timedelta(days=40)
     old = [rec(i, created_at=T0 + timedelta(seconds=i)) for i in range(12)]
     old += [rec(100, created_at=T0, status="pending_review"), rec(101, created_at=T0, status="pending_review")]
@@ -308,3 +318,28 @@ def test_learned_state_versions_and_rollback(sessions: sessionmaker[Session]) ->
         assert [(h.version, h.active) for h in history] == [(3, False), (2, False), (1, True)]
         with pytest.raises(q.NotFound):
             q.activate_learned_state(s, 42)
+
+
+# -- engines ------------------------------------------------------------------------------------
+
+
+def test_sqlite_engine_uses_wal_and_a_busy_timeout(tmp_path: Path) -> None:
+    engine = make_engine(sqlite_url(tmp_path / "new" / "dir" / "gateway.db"), sqlite_busy_timeout_ms=1234)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1234
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_postgres_engine_notices_a_dead_server_fast() -> None:
+    with TcpProxy("127.0.0.1", 5432) as proxy:
+        proxy.cut()  # nothing listens on this port any more
+        engine = make_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{proxy.port}/test", connect_timeout_s=1)
+        started = time.monotonic()
+        with pytest.raises(OperationalError), engine.connect():
+            pass
+        assert time.monotonic() - started < 2
+        engine.dispose()

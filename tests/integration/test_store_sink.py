@@ -8,6 +8,7 @@ server); on SQLite another connection holds the write lock past the busy timeout
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -28,20 +29,41 @@ from store.spool import Spool
 from store.testing import TcpProxy, postgres_reachable, postgres_schema, with_address
 
 SECRET = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
-FAST = dict(flush_interval_s=0.02, replay_interval_s=0.05, write_timeout_s=2.0)
+FAST: dict[str, Any] = dict(flush_interval_s=0.02, replay_interval_s=0.05, write_timeout_s=2.0)
+
+
+def _migrated_sqlite(tmp_path: Path) -> str:
+    url = sqlite_url(tmp_path / "data" / "gateway.db")
+    migrate(url)
+    return url
+
+
+@contextlib.contextmanager
+def _migrated_postgres() -> Iterator[str]:
+    if not postgres_reachable():
+        pytest.skip("PostgreSQL on 127.0.0.1:5432 is not reachable")
+    with postgres_schema() as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        url = sqlite_url(tmp_path / "data" / "gateway.db")
-        migrate(url)
-        yield url
-        return
-    if not postgres_reachable():
-        pytest.skip("PostgreSQL on 127.0.0.1:5432 is not reachable")
-    with postgres_schema() as url:
-        migrate(url)
+        yield _migrated_sqlite(tmp_path)
+    else:
+        with _migrated_postgres() as url:
+            yield url
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> str:
+    return _migrated_sqlite(tmp_path)
+
+
+@pytest.fixture
+def postgres_db() -> Iterator[str]:
+    with _migrated_postgres() as url:
         yield url
 
 
@@ -71,8 +93,14 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
 
 def rec(i: int, **kw: Any) -> AuditRecord:
     base: dict[str, Any] = dict(
-        request_id=f"req-{i:05d}", caller="agent", route="/v1/chat/completions", task_type="code",
-        tier="fast", status="approved", prompt=f"prompt {i} {SECRET}", output=f"output {i}",
+        request_id=f"req-{i:05d}",
+        caller="agent",
+        route="/v1/chat/completions",
+        task_type="code",
+        tier="fast",
+        status="approved",
+        prompt=f"prompt {i} {SECRET}",
+        output=f"output {i}",
     )
     base.update(kw)
     return AuditRecord(**base)
@@ -120,9 +148,7 @@ def test_a_partial_batch_is_flushed_after_the_interval(engine: Engine, spool: Sp
     run(scenario())
 
 
-def test_duplicates_are_stored_once_and_pending_review_gets_a_review_item(
-    engine: Engine, spool: Spool
-) -> None:
+def test_duplicates_are_stored_once_and_pending_review_gets_a_review_item(engine: Engine, spool: Spool) -> None:
     async def scenario() -> None:
         sink = AuditSink(engine, spool, **FAST)
         await sink.start()
@@ -144,6 +170,29 @@ def test_duplicates_are_stored_once_and_pending_review_gets_a_review_item(
         assert audit.prompt == "prompt 2 [REDACTED:api_key]"
         approved = q.get_audit_by_request_id(s, "req-00001")
         assert approved is not None and approved.prompt is None  # review_only policy
+
+
+def test_bad_records_go_to_dead_letters_and_do_not_block_the_rest(engine: Engine, spool: Spool) -> None:
+    async def scenario() -> None:
+        sink = AuditSink(engine, spool, **FAST)
+        await sink.start()
+        sink.submit(rec(1))
+        sink.submit(rec(2, attempts=[42]))  # not a mapping: cannot become a row
+        sink.submit(rec(3, tokens_in="many"))  # not a number
+        sink.submit(rec(4))
+        await sink.stop()
+        assert sink.stats.dead == 2
+
+    run(scenario())
+    assert request_ids(engine) == ["req-00001", "req-00004"]
+    dead = spool.dead_path.read_text()
+    assert "req-00002" in dead and "req-00003" in dead
+    assert SECRET not in dead
+
+
+def test_unknown_content_policy_is_rejected(engine: Engine, spool: Spool) -> None:
+    with pytest.raises(ValueError, match="store_content"):
+        AuditSink(engine, spool, store_content="everything")  # type: ignore[arg-type]
 
 
 def test_submit_before_start_and_stop_without_start_still_writes(engine: Engine, spool: Spool) -> None:
@@ -174,9 +223,7 @@ def test_full_queue_spills_to_the_spool_and_everything_lands_once(engine: Engine
     assert request_ids(engine) == [f"req-{i:05d}" for i in range(10)]
 
 
-def test_leftover_spool_from_a_previous_run_is_replayed_on_start(
-    engine: Engine, spool: Spool, tmp_path: Path
-) -> None:
+def test_leftover_spool_from_a_previous_run_is_replayed_on_start(engine: Engine, spool: Spool, tmp_path: Path) -> None:
     async def first_run() -> None:  # the database is unreachable for this whole run
         dead = make_engine(sqlite_url(tmp_path / "elsewhere" / "missing.db"))
         sink = AuditSink(dead, Spool(spool.directory), **FAST)
@@ -218,18 +265,18 @@ async def _outage_scenario(
     assert sink.queue_depth == 0  # the gateway's memory is not holding them
     assert SECRET not in sink._spool.path.read_text()
 
+    assert sink.stats.spooled == 40 and sink.stats.db_failures >= 1
+
     restore()
     await eventually(lambda: sink.spool_depth == 0 and sink.db_ok, timeout=10)
+    assert sink.stats.replayed == 40
     for i in range(60, 70):
         sink.submit(rec(i))
     await sink.stop()
 
 
-def test_sqlite_locked_database_spools_and_replays_exactly_once(
-    db_url: str, spool: Spool
-) -> None:
-    if make_url(db_url).get_backend_name() != "sqlite":
-        pytest.skip("SQLite write-lock outage")
+def test_sqlite_locked_database_spools_and_replays_exactly_once(sqlite_db: str, spool: Spool) -> None:
+    db_url = sqlite_db
     engine = make_engine(db_url, sqlite_busy_timeout_ms=50)
     blocker = sqlite3.connect(make_url(db_url).database or "", isolation_level=None)
 
@@ -249,12 +296,9 @@ def test_sqlite_locked_database_spools_and_replays_exactly_once(
 
 
 @pytest.mark.postgres
-def test_postgres_outage_behind_a_cut_proxy_spools_and_replays_exactly_once(
-    db_url: str, spool: Spool
-) -> None:
+def test_postgres_outage_behind_a_cut_proxy_spools_and_replays_exactly_once(postgres_db: str, spool: Spool) -> None:
+    db_url = postgres_db
     url = make_url(db_url)
-    if url.get_backend_name() != "postgresql":
-        pytest.skip("PostgreSQL proxy outage")
     with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
         engine = make_engine(with_address(db_url, "127.0.0.1", proxy.port), connect_timeout_s=1)
         try:
@@ -266,10 +310,9 @@ def test_postgres_outage_behind_a_cut_proxy_spools_and_replays_exactly_once(
 
 
 @pytest.mark.postgres
-def test_postgres_hanging_server_times_out_to_the_spool(db_url: str, spool: Spool) -> None:
+def test_postgres_hanging_server_times_out_to_the_spool(postgres_db: str, spool: Spool) -> None:
+    db_url = postgres_db
     url = make_url(db_url)
-    if url.get_backend_name() != "postgresql":
-        pytest.skip("PostgreSQL proxy stall")
     with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
         engine = make_engine(with_address(db_url, "127.0.0.1", proxy.port), connect_timeout_s=1)
 
@@ -296,9 +339,8 @@ def test_postgres_hanging_server_times_out_to_the_spool(db_url: str, spool: Spoo
             engine.dispose()
 
 
-def test_stop_during_an_outage_spools_the_queue(db_url: str, spool: Spool, tmp_path: Path) -> None:
-    if make_url(db_url).get_backend_name() != "sqlite":
-        pytest.skip("one backend is enough")
+def test_stop_during_an_outage_spools_the_queue(sqlite_db: str, spool: Spool) -> None:
+    db_url = sqlite_db
     engine = make_engine(db_url, sqlite_busy_timeout_ms=50)
     blocker = sqlite3.connect(make_url(db_url).database or "", isolation_level=None)
 

@@ -15,8 +15,10 @@ from proxy.upstream import _ALWAYS_FORBIDDEN, check_forbidden
 
 
 def settings(**gateway) -> Settings:
-    model_list = [{"model_name": t, "litellm_params": {"model": f"openai/{t}-m"}} for t in ("fast", "medium", "large",
-                                                                                            "external", "embeddings")]
+    model_list = [
+        {"model_name": t, "litellm_params": {"model": f"openai/{t}-m"}}
+        for t in ("fast", "medium", "large", "external", "embeddings")
+    ]
     return Settings(model_list=model_list, **gateway)
 
 
@@ -29,8 +31,14 @@ def test_key_is_read_from_bearer_or_x_api_key():
 
 def test_authenticator_matches_hashed_keys(monkeypatch):
     monkeypatch.setenv("K1", "secret-one")
-    auth = Authenticator(settings(callers=[{"name": "a", "key": "os.environ/K1"},
-                                           {"name": "b", "role": "admin", "key_sha256": key_digest("two")}]))
+    auth = Authenticator(
+        settings(
+            callers=[
+                {"name": "a", "key": "os.environ/K1"},
+                {"name": "b", "role": "admin", "key_sha256": key_digest("two")},
+            ]
+        )
+    )
     assert asyncio.run(auth.authenticate("Bearer secret-one", None)).name == "a"
     assert asyncio.run(auth.authenticate(None, "two")).is_admin
     with pytest.raises(AuthenticationFailed):
@@ -69,7 +77,11 @@ def test_catalog_resolves_tiers_aliases_and_deployments():
 def test_forbidden_keys_are_found_at_every_level():
     forbidden = frozenset(_ALWAYS_FORBIDDEN)
     check_forbidden({"model": "x", "temperature": 1, "metadata": {"task_type": "chat"}}, forbidden)
-    for body in ({"api_base": "x"}, {"extra_body": {"api_key": "x"}}, {"metadata": {"mock_response": "x"}},
-                 {"litellm_foo": 1}):
+    for body in (
+        {"api_base": "x"},
+        {"extra_body": {"api_key": "x"}},
+        {"metadata": {"mock_response": "x"}},
+        {"litellm_foo": 1},
+    ):
         with pytest.raises(ForbiddenParameter):
             check_forbidden(body, forbidden)

@@ -229,9 +229,9 @@ def test_drop_mid_stream_after_some_chunks(fake: FakeUpstream, http: httpx.Clien
 
 def test_stall_mid_stream_times_out_the_reader(fake: FakeUpstream) -> None:
     fake.set_behaviour("gpt-fake", stall_after_chunks=2)
-    client = openai.OpenAI(base_url=fake.url + "/v1", api_key="x", max_retries=0, timeout=httpx.Timeout(5, read=0.3))
+    client = openai.OpenAI(base_url=fake.url + "/v1", api_key="x", max_retries=0, timeout=openai.Timeout(5, read=0.3))
     received: list[str] = []
-    with pytest.raises((openai.APITimeoutError, httpx.ReadTimeout)):
+    with pytest.raises(openai.APITimeoutError):
         for chunk in client.chat.completions.create(model="gpt-fake", messages=USER, stream=True):
             received.append(chunk.choices[0].delta.content or "")
     assert "".join(received) == "This is "

@@ -53,7 +53,10 @@ def test_environment_overrides_the_file(monkeypatch):
         (lambda c: c["gateway"].update(default_tierr="fast"), "default_tierr"),
         (lambda c: c["gateway"]["auth"].update(mode="maybe"), "auth.mode"),
         (lambda c: c["gateway"].update(default_tier="huge"), "default_tier"),
-        (lambda c: c["model_list"][0]["litellm_params"].update(api_key="sk-literal"), "model_list.0.litellm_params.api_key"),
+        (
+            lambda c: c["model_list"][0]["litellm_params"].update(api_key="sk-literal"),
+            "model_list.0.litellm_params.api_key",
+        ),
         (lambda c: c["gateway"]["limits"].update(max_body_bytes=-1), "limits.max_body_bytes"),
         (lambda c: c["gateway"]["aliases"].update({"x-*": "nowhere"}), "aliases.x-*"),
         (lambda c: c.update(routers={}), "routers"),
@@ -82,6 +85,10 @@ def test_config_check_cli_says_the_same_without_starting(tmp_path):
 def test_serve_refuses_an_invalid_file_at_start(tmp_path):
     config = shipped()
     config["gateway"]["tiers"] = ["fast", "turbo"]
-    result = subprocess.run([sys.executable, "-m", "proxy.cli", "serve", "--config", str(write(tmp_path, config))],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy.cli", "serve", "--config", str(write(tmp_path, config))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "turbo" in result.stderr

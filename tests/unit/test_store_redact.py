@@ -127,14 +127,14 @@ def test_values_postgres_would_reject_are_cleaned() -> None:
     row = prepare_row(
         _record(
             status="pending_review",
-            output="nul\x00byte",
+            output="nul\x00byte \ud800",
             validator_scores={"json": math.nan, "len": 7.0},
             steps=[{"tier": "fast\x00", "score": math.inf}],
             confidence=math.nan,
         ),
         "all",
     )
-    assert row["output"] == "nulbyte"
+    assert row["output"] == "nulbyte ?"
     assert row["validator_scores"] == {"json": None, "len": 7.0}
     assert row["steps"] == [{"tier": "fast", "score": None}]
     assert row["confidence"] is None

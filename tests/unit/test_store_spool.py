@@ -104,7 +104,7 @@ def test_appends_during_a_replay_are_kept_for_the_next_one(tmp_path: Path) -> No
 
 def test_unicode_and_odd_values_round_trip(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    row = {"request_id": "u", "prompt": "héllo \u2028 ✓ \n\"quoted\"", "x": None, "f": 1.5}
+    row = {"request_id": "u", "prompt": 'héllo \u2028 ✓ \n"quoted"', "x": None, "f": 1.5}
     spool.append([row])
     sink = Sink()
     Spool(tmp_path).replay(sink)

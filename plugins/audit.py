@@ -1,0 +1,80 @@
+"""The audit plugin: one AuditRecord per call, success or failure, handed to the sink.
+
+It registers its finalizer first thing (`before_call`), so whatever happens after — a refused
+task type, an upstream failure, a stream the client abandons — the call is recorded. The record
+is built after the gate has spoken (finalizers run last-registered first) and only enqueued:
+`AuditSink.submit` never waits on the database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from typing import Protocol
+
+from proxy.errors import GatewayError
+from store.records import AuditRecord
+
+from .base import BasePlugin, CallContext, CallResult
+
+
+class Sink(Protocol):
+    def submit(self, record: AuditRecord) -> None: ...
+
+
+def error_class(error: BaseException) -> str:
+    if isinstance(error, GatewayError):
+        return error.code or type(error).__name__
+    return type(error).__name__
+
+
+def record_for(ctx: CallContext, result: CallResult | None, error: BaseException | None) -> AuditRecord:
+    response = result.response if result else None
+    served = result.served if result else None
+    output = None
+    if response is not None:
+        output = response.text
+        if response.tool_calls:
+            output += ("\n" if output else "") + json.dumps(response.tool_calls)
+    # Without a gate plugin nothing was held back, so an answered call counts as approved.
+    status = "error" if error is not None or result is None else (result.status or "approved")
+    return AuditRecord(
+        request_id=ctx.request_id,
+        caller=ctx.caller,
+        route=ctx.route,
+        task_type=ctx.request.task_type,
+        requested_model=ctx.requested_model,
+        tier=ctx.tier,
+        served_model=served.model if served else None,
+        provider=served.provider if served else None,
+        deployment=served.deployment if served else None,
+        attempts=[asdict(a) for a in ctx.attempts],  # type: ignore[misc]
+        escalations=int(ctx.state.get("escalations", 0)),
+        steps=list(ctx.steps),  # type: ignore[arg-type]
+        validator_scores=dict(result.validator_scores) if result else {},
+        confidence=result.confidence if result else None,
+        status=status,  # type: ignore[arg-type]
+        latency_ms=round((time.perf_counter() - ctx.started) * 1000, 1),
+        ttft_ms=round(ctx.first_byte_ms, 1) if ctx.first_byte_ms is not None else None,
+        tokens_in=response.prompt_tokens if response else 0,
+        tokens_out=response.completion_tokens if response else 0,
+        cost=round(sum(step.get("cost") or 0.0 for step in ctx.steps) or (served.cost if served else 0.0), 8),
+        error_class=error_class(error) if error is not None else None,
+        session_id=ctx.session_id,
+        prompt=ctx.request.prompt_text(("system", "developer", "user", "tool")),
+        output=output,
+    )
+
+
+class Audit(BasePlugin):
+    name = "audit"
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+
+    async def before_call(self, ctx: CallContext) -> None:
+        ctx.defer(self._record)
+
+    async def _record(self, ctx: CallContext, result: CallResult | None, error: BaseException | None) -> None:
+        self.sink.submit(record_for(ctx, result, error))

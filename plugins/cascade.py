@@ -1,0 +1,162 @@
+"""The cascade: call a tier, score its answer, escalate to the next tier while the score is low.
+
+Stops at an answer scoring at least the escalation threshold, at the top tier, or at the
+request's budget (max escalations, deadline, cost); returns the best-scoring answer, and records
+every step. A request that named a deployment (not a tier) is scored but never escalated.
+
+Streaming: a tier that may still escalate is called without streaming, scored, and its answer is
+replayed to the client as SSE; the last tier that can answer streams straight through and is
+scored when the stream ends (`stream_mode: passthrough` streams every tier straight through).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.errors import GatewayError, RateLimited, UpstreamError
+
+from .base import BasePlugin, CallContext, CallNext, CallResult
+from .state import StateHolder
+from .streams import Accumulator, replay
+from .tasks import TaskType
+from .types import ChatResponse
+
+log = logging.getLogger("gateway.cascade")
+
+# Below this much time left, do not start another tier: its answer could not arrive in time.
+MIN_STEP_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    threshold: float
+    max_escalations: int
+    max_cost: float | None
+    escalate_on_error: bool
+    buffer_streams: bool
+
+
+class Cascade(BasePlugin):
+    name = "cascade"
+
+    def __init__(self, tiers: list[str], task_types: dict[str, TaskType], state: StateHolder, default: Policy) -> None:
+        self.tiers = tiers
+        self.next_tier = {tier: tiers[i + 1] for i, tier in enumerate(tiers[:-1])}
+        self.task_types = task_types
+        self.state = state
+        self.default = default
+
+    def policy(self, ctx: CallContext) -> Policy:
+        task = self.task_types.get(ctx.request.task_type or "")
+        if task is None or (task.escalation_threshold is None and task.max_escalations is None):
+            return self.default
+        return Policy(
+            threshold=self.default.threshold if task.escalation_threshold is None else task.escalation_threshold,
+            max_escalations=self.default.max_escalations if task.max_escalations is None else task.max_escalations,
+            max_cost=self.default.max_cost,
+            escalate_on_error=self.default.escalate_on_error,
+            buffer_streams=self.default.buffer_streams,
+        )
+
+    def _can_escalate(self, ctx: CallContext, policy: Policy, escalations: int, spent: float) -> bool:
+        return (
+            ctx.tier in self.next_tier
+            and escalations < policy.max_escalations
+            and ctx.remaining() > MIN_STEP_S
+            and (policy.max_cost is None or spent < policy.max_cost)
+        )
+
+    async def wrap_call(self, ctx: CallContext, call_next: CallNext) -> CallResult:
+        policy = self.policy(ctx)
+        scorer = self.state.current.scorer
+        assert scorer is not None
+        wants_stream = ctx.request.stream
+        best: CallResult | None = None
+        escalations = 0
+        spent = 0.0
+        try:
+            while True:
+                more = self._can_escalate(ctx, policy, escalations, spent)
+                if wants_stream and (not more or not policy.buffer_streams):
+                    ctx.request.stream = True
+                    return self._score_stream(ctx, await call_next(ctx), scorer)
+                ctx.request.stream = False
+                started = time.perf_counter()
+                try:
+                    result = await call_next(ctx)
+                except (UpstreamError, RateLimited) as exc:
+                    if not (policy.escalate_on_error and more):
+                        if best is not None:
+                            break
+                        raise
+                    self._step(ctx, None, None, started, error=exc)
+                    ctx.tier = ctx.target = self.next_tier[ctx.tier or ""]
+                    ctx.route_reason += f"; {type(exc).__name__} -> {ctx.tier}"
+                    escalations += 1
+                    continue
+                assert result.response is not None
+                scoring = scorer.score(ctx.request, result.response)
+                result.confidence = scoring.confidence
+                result.validator_scores = {r.name: r.score for r in scoring.results if not r.abstained}
+                ctx.state["validator_results"] = scoring.results
+                spent += result.served.cost
+                self._step(ctx, result, scoring.confidence, started)
+                if best is None or (result.confidence or 0) > (best.confidence or 0):
+                    best = result
+                if scoring.confidence >= policy.threshold or not more:
+                    break
+                ctx.tier = ctx.target = self.next_tier[ctx.tier or ""]
+                ctx.route_reason += f"; escalated to {ctx.tier} (confidence {scoring.confidence:.1f})"
+                escalations += 1
+        finally:
+            ctx.request.stream = wants_stream
+            ctx.state["escalations"] = escalations
+        assert best is not None
+        if wants_stream and best.response is not None:
+            best.stream = replay(best.response)
+        return best
+
+    def _step(
+        self,
+        ctx: CallContext,
+        result: CallResult | None,
+        confidence: float | None,
+        started: float,
+        error: GatewayError | None = None,
+    ) -> None:
+        ctx.steps.append(
+            {
+                "tier": ctx.tier or ctx.target,
+                "model": result.served.model if result else None,
+                "score": confidence,
+                "cost": result.served.cost if result else 0.0,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                **({"error": type(error).__name__} if error else {}),
+            }
+        )
+
+    def _score_stream(self, ctx: CallContext, result: CallResult, scorer: Any) -> CallResult:
+        """Pass the stream through; when it ends, score what was sent and record the step."""
+        assert result.stream is not None
+        started = time.perf_counter()
+        source = result.stream
+
+        async def scored() -> AsyncIterator[dict[str, Any]]:
+            acc = Accumulator()
+            async for chunk in source:
+                acc.add(chunk)
+                yield chunk
+            response: ChatResponse = acc.response(result.served.model)
+            scoring = scorer.score(ctx.request, response)
+            result.response = response
+            result.confidence = scoring.confidence
+            result.validator_scores = {r.name: r.score for r in scoring.results if not r.abstained}
+            ctx.state["validator_results"] = scoring.results
+            self._step(ctx, result, scoring.confidence, started)
+
+        result.stream = scored()
+        return result

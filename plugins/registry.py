@@ -1,0 +1,47 @@
+"""Plugin assembly: names from config -> plugin objects, in the order config lists them.
+
+Explicit, like starlette's `build_middleware_stack`: every built-in is constructed here with its
+dependencies, so reading this function tells you the whole pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .audit import Audit, Sink
+from .base import Plugin
+from .cascade import Cascade, Policy
+from .gate import Gate
+from .state import StateHolder
+from .tasks import TaskType
+from .tiering import PinStore, TierSelection
+
+BUILTIN_PLUGINS = ("audit", "tier_selection", "cascade", "gate")
+
+
+@dataclass
+class PluginDeps:
+    tiers: list[str]
+    task_types: dict[str, TaskType]
+    state: StateHolder
+    policy: Policy
+    pins: PinStore
+    pin_ttl_s: float
+    sink: Sink | None
+
+
+def build_plugins(names: list[str], deps: PluginDeps) -> list[Plugin]:
+    plugins: list[Plugin] = []
+    for name in names:
+        if name == "audit":
+            if deps.sink is not None:
+                plugins.append(Audit(deps.sink))
+        elif name == "tier_selection":
+            plugins.append(TierSelection(deps.tiers, deps.task_types, deps.state, deps.pins, deps.pin_ttl_s))
+        elif name == "cascade":
+            plugins.append(Cascade(deps.tiers, deps.task_types, deps.state, deps.policy))
+        elif name == "gate":
+            plugins.append(Gate(deps.state))
+        else:
+            raise ValueError(f"plugins: unknown plugin {name!r} (built-ins: {', '.join(BUILTIN_PLUGINS)})")
+    return plugins

@@ -19,7 +19,7 @@ class Thresholds:
     approved: float = 7.0
 
     def verdict(self, confidence: float) -> str:
-        """0–review pending_review, review–approved warning, approved–10 approved (boundaries go up)."""
+        """0-review pending_review, review-approved warning, approved-10 approved (boundaries go up)."""
         if confidence >= self.approved:
             return "approved"
         if confidence >= self.review:

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from . import __version__
 from .errors import GatewayError, InvalidRequest, NotFound
 from .http import GatewayHeaders
-from .routes import health, openai
+from .routes import health, legacy, openai
 from .services import Gateway
 from .settings import Settings
 
@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="llm-gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(openai.router)
+    app.include_router(legacy.router)
     app.include_router(health.router)
 
     @app.exception_handler(GatewayError)

@@ -16,22 +16,22 @@ from plugins.types import ChatRequest
 from .errors import InvalidRequest
 
 
-class _Open(BaseModel):
+class OpenModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class FunctionDef(_Open):
+class FunctionDef(OpenModel):
     name: str = Field(min_length=1, max_length=128)
     description: str | None = None
     parameters: dict[str, Any] | None = None
 
 
-class Tool(_Open):
+class Tool(OpenModel):
     type: Literal["function"] = "function"
     function: FunctionDef
 
 
-class Message(_Open):
+class Message(OpenModel):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
@@ -39,11 +39,11 @@ class Message(_Open):
     tool_call_id: str | None = None
 
 
-class StreamOptions(_Open):
+class StreamOptions(OpenModel):
     include_usage: bool = False
 
 
-class ChatBody(_Open):
+class ChatBody(OpenModel):
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
@@ -65,7 +65,7 @@ class ChatBody(_Open):
     metadata: dict[str, Any] | None = None
 
 
-class CompletionBody(_Open):
+class CompletionBody(OpenModel):
     model: str = Field(min_length=1)
     prompt: str | list[str] | list[int] | list[list[int]]
     stream: bool = False
@@ -79,7 +79,7 @@ class CompletionBody(_Open):
     user: str | None = None
 
 
-class EmbeddingBody(_Open):
+class EmbeddingBody(OpenModel):
     model: str = Field(min_length=1)
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"

@@ -49,6 +49,7 @@ from bench_lib import (
     run_closed_loop,
     status_kib,
     uvloop_runner,
+    worker_clients,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,7 +172,7 @@ async def upstream_calls(client: httpx.AsyncClient, fake_url: str) -> int | None
 
 
 async def scenario(target: str, mode: str, concurrency: int, total: int, warmup: int, fake: ChildServer,
-                   gateway: ChildServer, info: dict[str, Any], admin: httpx.AsyncClient) -> Row:
+                   gateway: ChildServer, info: dict[str, Any], admin: httpx.AsyncClient, shared_pool: bool) -> Row:
     if target == "gateway":
         url, model, key = info["gateway_url"] + "/v1/chat/completions", "fast", BENCH_KEY
     else:
@@ -183,16 +184,16 @@ async def scenario(target: str, mode: str, concurrency: int, total: int, warmup:
     headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
     send = post_stream if mode == "stream" else post_json
 
-    async with http_client(concurrency, timeout_s=60) as client:
+    async with worker_clients(concurrency, timeout_s=60, shared=shared_pool) as clients:
 
-        def request() -> Any:
+        def request(client: httpx.AsyncClient) -> Any:
             return send(client, url, body, headers)
 
-        await run_closed_loop(request, warmup, concurrency)  # opens the pool's connections; not measured
+        await run_closed_loop(request, clients, warmup)  # opens every worker's connection; not measured
         await asyncio.sleep(SETTLE_S)
         await upstream_calls(admin, info["fake_url"])
         gw0, fake0 = cpu_seconds(gateway.pid), cpu_seconds(fake.pid)
-        run: LoadRun = await run_closed_loop(request, total, concurrency)
+        run: LoadRun = await run_closed_loop(request, clients, total)
         await asyncio.sleep(SETTLE_S)
         gw1, fake1 = cpu_seconds(gateway.pid), cpu_seconds(fake.pid)
     calls = await upstream_calls(admin, info["fake_url"])
@@ -232,7 +233,8 @@ async def run_all(args: argparse.Namespace, fake: ChildServer, gateway: ChildSer
                         if not server.alive():
                             raise RuntimeError(f"{server.name} died during the bench; its log:\n{server.log_tail()}")
                     started = time.monotonic()
-                    row = await scenario(target, mode, concurrency, total, warmup, fake, gateway, info, admin)
+                    row = await scenario(target, mode, concurrency, total, warmup, fake, gateway, info, admin,
+                                         args.shared_pool)
                     eprint(f"  {target:7} {mode:6} c={concurrency:<3} {row.requests} req in "
                            f"{time.monotonic() - started:5.1f} s: {row.rps:7.1f} req/s, p50 {fmt(row.p50_ms)} ms"
                            + (f", {row.errors} errors ({row.first_error})" if row.errors else ""))
@@ -312,7 +314,8 @@ def report(rows: list[Row], info: dict[str, Any], args: argparse.Namespace) -> s
         f"- machine: {m['nproc']} usable cores ({m['cpu_model'] or 'unknown CPU'}), Linux {m['kernel']}, "
         f"Python {m['python']}, litellm {info['litellm']}, gateway rev {info['revision']}",
         f"- setup: fake upstream latency {args.latency_ms:g} ms, ~20-word answer (streamed one word per chunk, no "
-        f"pacing); gateway `--workers {args.workers}`; httpx closed-loop clients, HTTP/1.1 keep-alive; "
+        f"pacing); gateway `--workers {args.workers}`; closed loop, one httpx "
+        f"{'pool shared by all workers' if args.shared_pool else 'client per worker'}, HTTP/1.1 keep-alive; "
         f"{args.requests_c1} requests at 1 client, {args.requests} at more, after a warm-up of "
         f"max({args.warmup}, clients) unmeasured requests",
         f"- the load generator, the gateway and the fake share these {m['nproc']} cores: req/s and tail latency "
@@ -346,6 +349,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--modes", default="json,stream", help="json, stream or both (default json,stream)")
     parser.add_argument("--requests", type=int, default=None, help="requests per scenario above 1 client")
     parser.add_argument("--requests-c1", type=int, default=None, help="requests per scenario at 1 client")
+    parser.add_argument("--shared-pool", action="store_true", help="all workers share one httpx pool (slow "
+                        "client at high concurrency) instead of one keep-alive client per worker")
     parser.add_argument("--warmup", type=int, default=30, help="unmeasured requests per scenario (at least the "
                         "client count)")
     args = parser.parse_args(argv)

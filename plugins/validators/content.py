@@ -7,6 +7,7 @@ from collections import Counter
 
 from plugins.types import ChatRequest, ChatResponse
 from plugins.validators.base import ValidatorResult
+from plugins.validators.structure import json_requested
 from plugins.validators.text import analyze
 
 
@@ -126,6 +127,8 @@ class RepetitionValidator:
     def score(self, request: ChatRequest, response: ChatResponse) -> ValidatorResult:
         if not response.text:
             return ValidatorResult.abstain(self.name, "no text")
+        if json_requested(request) or response.text.lstrip()[:1] in ("{", "["):
+            return ValidatorResult.abstain(self.name, "structured data, not prose")
         analysis = analyze(response.text)
         if len(analysis.words) < _MIN_TOKENS:
             return ValidatorResult.abstain(self.name, "too little prose to judge")

@@ -1,8 +1,7 @@
 """Structured output: JSON mode / `response_format`, and tool calls against the offered tools.
 
-JSON Schema validation uses `jsonschema` (a litellm dependency), imported on first use, with one
-compiled validator per distinct schema kept in a small bounded cache owned by the validator
-object: a request with the same schema as an earlier one (the common case: a caller sends the same
+Schemas are checked through a `SchemaCache` (see `schemas.py`) owned by the validator object: a
+request with the same schema as an earlier one (the common case: a caller sends the same
 `response_format` or tool list every time) pays one `json.dumps` of the schema for the cache key
 and the validation itself, never the schema check or the validator construction.
 """
@@ -14,61 +13,10 @@ from typing import Any
 
 from plugins.types import ChatRequest, ChatResponse
 from plugins.validators.base import ValidatorResult
+from plugins.validators.schemas import SchemaCache, SchemaUnusable
 from plugins.validators.text import analyze
 
 _JSON_KINDS = frozenset({"json_object", "json_schema"})
-
-
-class SchemaUnusable(ValueError):
-    """The schema itself is invalid or cannot be resolved: no verdict on the instance."""
-
-
-class SchemaCache:
-    """Compiled JSON Schema validators keyed by the schema's canonical JSON (FIFO-bounded)."""
-
-    def __init__(self, maxsize: int = 256) -> None:
-        self._maxsize = maxsize
-        self._compiled: dict[str, Any] = {}
-
-    def _validator(self, schema: dict[str, Any]) -> Any:
-        key = json.dumps(schema, sort_keys=True, default=str)
-        compiled = self._compiled.get(key)
-        if compiled is None:
-            compiled = self._compile(schema)
-            if len(self._compiled) >= self._maxsize:
-                del self._compiled[next(iter(self._compiled))]
-            self._compiled[key] = compiled
-        if isinstance(compiled, SchemaUnusable):
-            raise compiled
-        return compiled
-
-    @staticmethod
-    def _compile(schema: dict[str, Any]) -> Any:
-        from jsonschema.exceptions import SchemaError
-        from jsonschema.validators import Draft202012Validator, validator_for
-
-        cls = validator_for(schema, default=Draft202012Validator)
-        try:
-            cls.check_schema(schema)
-        except SchemaError as exc:
-            return SchemaUnusable(f"invalid schema: {exc.message}")
-        return cls(schema)
-
-    def error(self, schema: dict[str, Any], instance: Any) -> str | None:
-        """Why `instance` does not conform to `schema`, or None if it does."""
-        validator = self._validator(schema)
-        try:
-            if validator.is_valid(instance):
-                return None
-            from jsonschema.exceptions import best_match
-
-            error = best_match(validator.iter_errors(instance))
-        except Exception as exc:  # unresolvable $ref and the like: the schema's fault
-            raise SchemaUnusable(f"schema cannot be applied: {type(exc).__name__}") from exc
-        if error is None:
-            return "does not conform"
-        where = "/".join(str(part) for part in error.absolute_path)
-        return f"{error.message[:160]}" + (f" at /{where}" if where else "")
 
 
 def _parse_json(text: str) -> tuple[Any, str | None]:

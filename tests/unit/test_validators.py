@@ -14,6 +14,7 @@ from plugins.types import ChatRequest, ChatResponse
 from plugins.validators import VALIDATORS, ValidatorResult, build_validators, default_validators
 from plugins.validators.content import NonEmptyValidator, RefusalValidator, RepetitionValidator
 from plugins.validators.language import LanguageValidator, detect_text, normalize_language
+from plugins.validators.schemas import SchemaCache, compile_subset
 from plugins.validators.structure import CodeSyntaxValidator, TruncationValidator
 from plugins.validators.structured import JsonModeValidator, ToolCallValidator
 from plugins.validators.task import ClassificationValidator, LengthValidator, SummarizationValidator
@@ -603,6 +604,57 @@ def test_json_mode_reuses_compiled_schemas() -> None:
     assert len(validator._schemas._compiled) == 1
 
 
+PYDANTIC_STYLE_SCHEMA = {
+    "$defs": {
+        "Node": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "size": {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "null"}]},
+                "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}, "maxItems": 3},
+            },
+            "required": ["name"],
+            "additionalProperties": False,
+        }
+    },
+    "$ref": "#/$defs/Node",
+}
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [INVOICE_SCHEMA, PYDANTIC_STYLE_SCHEMA, WEATHER_TOOLS[1]["function"]["parameters"],
+     {"type": "object", "additionalProperties": {"type": "number", "exclusiveMaximum": 10}},
+     {"type": ["string", "null"], "enum": ["a", "b", None]},
+     {"allOf": [{"type": "object", "required": ["a"]}, {"properties": {"a": {"const": 1}}}]}],
+)
+def test_fast_schema_check_agrees_with_jsonschema(schema: dict[str, Any]) -> None:
+    from jsonschema import Draft202012Validator
+
+    instances: list[Any] = [
+        None, True, 1, 1.0, 2.5, 12, "a", "", [], [1, "a"], {}, {"a": 1}, {"a": True}, {"city": "Oslo"},
+        {"city": "Oslo", "days": 0}, {"city": "Oslo", "days": 3}, {"x": 9.5, "y": 10},
+        {"name": "root", "children": [{"name": "leaf", "size": 3}]}, {"name": "root", "size": -1},
+        {"name": "root", "children": [{"size": 3}]}, {"name": "", "extra": 1},
+        INVOICE_JSON, dict(INVOICE_JSON, total="1843.50"), dict(INVOICE_JSON, currency="CHF"),
+    ]
+    fast = compile_subset(schema)
+    assert fast is not None
+    reference = Draft202012Validator(schema)
+    for instance in instances:
+        assert fast(instance) == reference.is_valid(instance), instance
+
+
+def test_schemas_outside_the_fast_subset_still_validate() -> None:
+    schema = {"type": "object", "patternProperties": {"^x-": {"type": "string"}}, "oneOf": [
+        {"required": ["id"]}, {"required": ["name"]}]}
+    assert compile_subset(schema) is None
+    cache = SchemaCache()
+    assert cache.error(schema, {"id": 1, "x-trace": "abc"}) is None
+    assert cache.error(schema, {"id": 1, "x-trace": 5}) is not None
+    assert cache.error(schema, {"id": 1, "name": "both"}) is not None
+
+
 # --------------------------------------------------------------------------------------------
 # 6. Tool calls
 # --------------------------------------------------------------------------------------------
@@ -709,6 +761,24 @@ def test_repetition_passes_varied_answers_and_structured_lists() -> None:
 - **client SDK**: run the offline fallback test against a local Ollama and check the error rate.
 """
     assert validator.score(chat(), answer(checklist)).passed
+    table = """The providers compare like this for our workload:
+
+| Provider | Model | Input price (1M tokens) | Output price (1M tokens) | Rate limit |
+|---|---|---|---|---|
+| Groq | llama-3.1-8b-instant | $0.05 | $0.08 | 30 requests/min |
+| Groq | llama-3.3-70b-versatile | $0.59 | $0.79 | 30 requests/min |
+| Cerebras | llama3.1-8b | $0.10 | $0.10 | 30 requests/min |
+| Mistral | mistral-small-latest | $0.20 | $0.60 | 1 request/s |
+| Mistral | mistral-large-latest | $2.00 | $6.00 | 1 request/s |
+
+Groq and Cerebras are the cheapest for the fast tier; Mistral costs more but translates better.
+"""
+    assert_passes(validator.score(chat(), answer(table)))
+
+
+def test_repetition_abstains_on_json_data() -> None:
+    rows = {"providers": {f"provider-{i}": {"rate_per_second": i + 1, "burst": 10} for i in range(30)}}
+    assert RepetitionValidator().score(chat(), answer(json.dumps(rows, indent=2))).abstained
 
 
 # --------------------------------------------------------------------------------------------

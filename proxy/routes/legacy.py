@@ -1,0 +1,150 @@
+"""The legacy in-house routes, exactly as existing callers use them.
+
+    POST /v1/completion {caller, task_type, input, language, [model|tier, max_tokens, system]}
+      -> {id, status, confidence, model, task_type, latency_ms, tokens: {in, out}, output}
+    POST /v1/classify {caller, input, labels, [task, language]}
+      -> {id, label, confidence, status, model, latency_ms, tokens: {in, out}}
+
+Both wrap the input in the task type's prompt and go through the same pipeline as chat
+completions (tier selection, cascade, gate, audit). The body's `caller` is the in-house caller's
+own label; the authenticated key decides who is calling, and the label is kept beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import Field
+from starlette.responses import Response
+
+from plugins.base import CallResult
+from plugins.tasks import language_name
+from plugins.types import ChatRequest
+from proxy.errors import InvalidRequest
+from proxy.http import read_json
+from proxy.schemas import OpenModel, validate
+from proxy.services import Gateway
+
+from .openai import gateway_headers
+
+router = APIRouter()
+
+
+class CompletionRequest(OpenModel):
+    caller: str | None = Field(default=None, max_length=200)
+    task_type: str = Field(min_length=1)
+    input: str = Field(min_length=1)
+    language: str | None = Field(default=None, max_length=20)
+    model: str | None = None
+    tier: str | None = None
+    max_tokens: int | None = Field(default=None, gt=0, le=32_000)
+    system: str | None = None
+
+
+class ClassifyRequest(OpenModel):
+    caller: str | None = Field(default=None, max_length=200)
+    input: str = Field(min_length=1)
+    labels: list[str] = Field(min_length=2, max_length=200)
+    task: str | None = None
+    language: str | None = Field(default=None, max_length=20)
+
+
+def _caller_name(authenticated: str, label: str | None) -> str:
+    return authenticated if not label or label == authenticated else f"{authenticated}:{label}"
+
+
+async def _run(gw: Gateway, request: Request, route: str, requested: str, chat: ChatRequest,
+               label: str | None) -> tuple[Any, CallResult]:
+    caller = request.state.caller
+    ctx = gw.context(request, caller, route, requested, chat)
+    ctx.caller = _caller_name(caller.name, label)
+    result = await gw.pipeline.run(ctx)
+    request.state.upstream_ms = ctx.upstream_ms
+    return ctx, result
+
+
+@router.post("/v1/completion")
+async def completion(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    await gw.admit(request)
+    body = await _body(gw, request)
+    parsed: CompletionRequest = validate(CompletionRequest, body)
+    task = gw.task_types.get(parsed.task_type)
+    if task is None:
+        raise InvalidRequest(f"unknown task_type '{parsed.task_type}'; known task types: "
+                             f"{', '.join(sorted(gw.task_types))}", param="task_type")
+    system = parsed.system or task.prompt.format(language=language_name(parsed.language))
+    params: dict[str, Any] = {}
+    max_tokens = parsed.max_tokens or task.max_tokens
+    if max_tokens:
+        params["max_tokens"] = max_tokens
+    chat = ChatRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": parsed.input}],
+                       params=params, task_type=task.name, language=parsed.language)
+    ctx, result = await _run(gw, request, "completion", parsed.model or parsed.tier or "auto", chat, parsed.caller)
+    response = result.response
+    assert response is not None
+    answer = {
+        "id": ctx.request_id,
+        "status": result.status,
+        "confidence": result.confidence,
+        "model": result.served.model,
+        "task_type": task.name,
+        "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 1),
+        "tokens": {"in": response.prompt_tokens, "out": response.completion_tokens},
+        "output": response.text,
+    }
+    return Response(json.dumps(answer), media_type="application/json", headers=_headers(request, ctx, result))
+
+
+@router.post("/v1/classify")
+async def classify(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    await gw.admit(request)
+    body = await _body(gw, request)
+    parsed: ClassifyRequest = validate(ClassifyRequest, body)
+    labels = [label.strip() for label in parsed.labels if label.strip()]
+    if len(set(labels)) < 2:
+        raise InvalidRequest("labels must hold at least two distinct, non-empty labels", param="labels")
+    task = gw.task_types["classification"]
+    system = (f"{task.prompt}\nAllowed labels: {', '.join(labels)}."
+              + (f"\nTask: {parsed.task}" if parsed.task else ""))
+    chat = ChatRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": parsed.input}],
+                       params={"max_tokens": 20, "temperature": 0}, task_type="classification",
+                       language=parsed.language, labels=labels)
+    ctx, result = await _run(gw, request, "classify", "auto", chat, parsed.caller)
+    response = result.response
+    assert response is not None
+    answer = {
+        "id": ctx.request_id,
+        "label": pick_label(response.text, labels),
+        "confidence": result.confidence,
+        "status": result.status,
+        "model": result.served.model,
+        "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 1),
+        "tokens": {"in": response.prompt_tokens, "out": response.completion_tokens},
+    }
+    return Response(json.dumps(answer), media_type="application/json", headers=_headers(request, ctx, result))
+
+
+def pick_label(text: str, labels: list[str]) -> str | None:
+    """The allowed label the answer names: an exact match, else the only label it mentions."""
+    cleaned = text.strip().strip("\"'`.").strip().lower()
+    by_lower = {label.lower(): label for label in labels}
+    if cleaned in by_lower:
+        return by_lower[cleaned]
+    found = [label for label in labels if re.search(rf"(?<!\w){re.escape(label.lower())}(?!\w)", cleaned)]
+    return found[0] if len(found) == 1 else None
+
+
+async def _body(gw: Gateway, request: Request) -> Any:
+    return await read_json(request, gw.settings.limits.max_body_bytes)
+
+
+def _headers(request: Request, ctx: Any, result: CallResult) -> dict[str, str]:
+    headers = gateway_headers(ctx, result)
+    headers.update(getattr(request.state, "rate_headers", {}))
+    return headers

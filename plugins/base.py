@@ -144,8 +144,9 @@ class ClientDisconnected(Exception):
     """The client went away before the stream ended."""
 
 
-async def _finalizing(ctx: CallContext, result: CallResult,
-                      stream: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+async def _finalizing(
+    ctx: CallContext, result: CallResult, stream: AsyncIterator[dict[str, Any]]
+) -> AsyncIterator[dict[str, Any]]:
     error: BaseException | None = None
     try:
         async for chunk in stream:

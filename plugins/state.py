@@ -37,10 +37,13 @@ class LearnedState:
     scorer: Scorer | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "thresholds": {"review": self.thresholds.review,
-                                                        "approved": self.thresholds.approved},
-                "assignments": dict(self.assignments), "weights": dict(self.weights),
-                "exploration": dict(self.exploration)}
+        return {
+            "version": self.version,
+            "thresholds": {"review": self.thresholds.review, "approved": self.thresholds.approved},
+            "assignments": dict(self.assignments),
+            "weights": dict(self.weights),
+            "exploration": dict(self.exploration),
+        }
 
 
 class StateError(ValueError):

@@ -70,8 +70,15 @@ def session_key(ctx: CallContext) -> str:
 class TierSelection(BasePlugin):
     name = "tier_selection"
 
-    def __init__(self, tiers: list[str], task_types: dict[str, TaskType], state: StateHolder, pins: PinStore,
-                 pin_ttl_s: float, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        tiers: list[str],
+        task_types: dict[str, TaskType],
+        state: StateHolder,
+        pins: PinStore,
+        pin_ttl_s: float,
+        rng: random.Random | None = None,
+    ) -> None:
         self.tiers = tiers
         self.rank = {tier: i for i, tier in enumerate(tiers)}
         self.task_types = task_types
@@ -86,8 +93,10 @@ class TierSelection(BasePlugin):
             request.task_type, why = infer_task_type(request.prompt_text(), bool(request.tools))
             ctx.state["task_reason"] = f"inferred {request.task_type} ({why})"
         elif request.task_type not in self.task_types:
-            raise InvalidRequest(f"unknown task_type '{request.task_type}'; known task types: "
-                                 f"{', '.join(sorted(self.task_types))}", param="task_type")
+            raise InvalidRequest(
+                f"unknown task_type '{request.task_type}'; known task types: {', '.join(sorted(self.task_types))}",
+                param="task_type",
+            )
         if not ctx.state.get("auto"):
             return
         state = self.state.current

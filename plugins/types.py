@@ -57,9 +57,7 @@ class ChatRequest:
 
     def prompt_text(self, roles: tuple[str, ...] = ("system", "user")) -> str:
         """The text of the messages with the given roles, joined by blank lines."""
-        return "\n\n".join(
-            _content_text(m.get("content")) for m in self.messages if m.get("role") in roles
-        )
+        return "\n\n".join(_content_text(m.get("content")) for m in self.messages if m.get("role") in roles)
 
     def last_user_text(self) -> str:
         for message in reversed(self.messages):

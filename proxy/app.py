@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from . import __version__
 from .errors import GatewayError, InvalidRequest, NotFound
 from .http import GatewayHeaders
-from .routes import health, legacy, openai
+from .routes import health, legacy, messages, openai, responses, review
 from .services import Gateway
 from .settings import Settings
 
@@ -49,6 +49,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(legacy.router)
     app.include_router(health.router)
+    app.include_router(review.router)
+    app.include_router(responses.router)
+    app.include_router(messages.router)
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:

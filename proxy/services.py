@@ -34,7 +34,8 @@ from . import __version__
 from .auth import Authenticator, Caller
 from .catalog import Catalog
 from .keys import DatabaseKeys
-from .limits import LocalLimiter
+from .limits import Limiter
+from .shared import RedisPins, RedisState, router_redis_settings
 from .settings import Settings, resolve_deployments
 from .upstream import Upstream
 
@@ -59,13 +60,14 @@ class Gateway:
     settings: Settings
     upstream: Upstream
     auth: Authenticator
-    limiter: LocalLimiter
+    limiter: Limiter
     catalog: Catalog
     pipeline: Pipeline
     task_types: dict[str, TaskType]
     state: StateHolder
     engine: Engine
     sink: AuditSink | None
+    redis: RedisState | None = None
     skipped: list[str] = field(default_factory=list)
     ready: bool = False
     db_ready: bool = False
@@ -79,7 +81,12 @@ class Gateway:
         for line in skipped:
             log.warning("deployment left out: %s", line)
         secrets = tuple(str(d.litellm_params.get("api_key") or "") for d in deployments)
-        upstream = Upstream(deployments, settings.router_settings, secrets=secrets)
+        redis = RedisState(settings.redis_url) if settings.redis_url else None
+        router_settings = dict(settings.router_settings)
+        if settings.redis_url:
+            # Cooldowns and provider usage counters shared by every instance.
+            router_settings = {**router_redis_settings(settings.redis_url), **router_settings}
+        upstream = Upstream(deployments, router_settings, secrets=secrets)
         available = set(upstream.groups) | {d.deployment.public_name for d in deployments}
         task_types = build_task_types(settings.task_types)
         scorer = Scorer(build_validators(settings.quality.validators), settings.quality.weights)
@@ -94,12 +101,13 @@ class Gateway:
         quality = settings.quality
         policy = Policy(quality.escalation_threshold, quality.max_escalations, quality.max_cost_per_request,
                         quality.escalate_on_error, quality.stream_mode == "buffer")
-        deps = PluginDeps(settings.tiers, task_types, state, policy, LocalPins(), settings.session_pin_ttl_s, sink)
+        pins = RedisPins(redis, LocalPins()) if redis else LocalPins()
+        deps = PluginDeps(settings.tiers, task_types, state, policy, pins, settings.session_pin_ttl_s, sink)
         pipeline = Pipeline(build_plugins(settings.plugins, deps), upstream_call(upstream))
         keys = DatabaseKeys(session_factory(engine))
         return cls(settings=settings, upstream=upstream, auth=Authenticator(settings, keys.lookup),
-                   limiter=LocalLimiter(), catalog=Catalog(settings, available), pipeline=pipeline,
-                   task_types=task_types, state=state, engine=engine, sink=sink, skipped=skipped)
+                   limiter=Limiter(redis), catalog=Catalog(settings, available), pipeline=pipeline,
+                   task_types=task_types, state=state, engine=engine, sink=sink, redis=redis, skipped=skipped)
 
     async def start(self) -> None:
         await self._migrate_once()
@@ -115,6 +123,8 @@ class Gateway:
             task.cancel()
         if self.sink is not None:
             await self.sink.stop()
+        if self.redis is not None:
+            await self.redis.close()
         self.engine.dispose()
 
     async def _migrate_once(self) -> None:
@@ -135,9 +145,25 @@ class Gateway:
         caller = await self.auth.authenticate(request.headers.get("authorization"), request.headers.get("x-api-key"))
         request.state.caller = caller
         rpm = caller.rpm or self.settings.limits.default_rpm
-        if rpm:
-            request.state.rate_headers = self.limiter.check(caller.name, rpm).headers()
+        tpm = caller.tpm or self.settings.limits.default_tpm
+        if rpm or tpm:
+            request.state.rate_headers = (await self.limiter.check(caller.name, rpm, tpm)).headers()
         return caller
+
+    def charge_tokens(self, ctx: CallContext) -> None:
+        """Charge the call's tokens to its caller when it ends (a finalizer: schedules, never waits)."""
+        if not (self.settings.limits.default_tpm or ctx.state.get("tpm")):
+            return
+
+        async def charge(ctx: CallContext, result: Any, error: BaseException | None) -> None:
+            response = result.response if result is not None else None
+            if response is not None:
+                task = asyncio.create_task(
+                    self.limiter.add_tokens(ctx.state["limit_key"], response.prompt_tokens + response.completion_tokens))
+                self._tasks.append(task)
+                task.add_done_callback(self._tasks.remove)
+
+        ctx.defer(charge)
 
     def context(self, request: Request, caller: Caller, route: str, requested: str, chat: ChatRequest) -> CallContext:
         resolved = self.catalog.resolve(requested)
@@ -161,4 +187,7 @@ class Gateway:
         )
         ctx.state["auto"] = auto
         ctx.state["via"] = via
+        ctx.state["limit_key"] = caller.name
+        ctx.state["tpm"] = caller.tpm
+        self.charge_tokens(ctx)
         return ctx

@@ -180,8 +180,12 @@ class Upstream:
         for resolved in deployments:
             d = resolved.deployment
             model_info = {**d.model_info, "id": d.public_name}
-            model_list.append({"model_name": d.model_name, "litellm_params": dict(resolved.litellm_params),
-                               "model_info": model_info})
+            # Some providers (cerebras, nvidia_nim) go through an OpenAI SDK client that retries a
+            # 429 itself, sleeping through Retry-After (40 s measured for Retry-After: 20) while
+            # the next provider could answer. Failover is the router's job: no client retries.
+            # nvidia_nim even drops `max_retries` as unsupported unless it is explicitly allowed.
+            params = {"max_retries": 0, "allowed_openai_params": ["max_retries"], **resolved.litellm_params}
+            model_list.append({"model_name": d.model_name, "litellm_params": params, "model_info": model_info})
             self._by_id[d.public_name] = resolved
         settings = {"num_retries": 0, "allowed_fails": 0, **router_settings}
         self.router = litellm.Router(model_list=model_list, **settings)
@@ -206,7 +210,7 @@ class Upstream:
         try:
             response = await asyncio.wait_for(
                 self.router.acompletion(model=router_model, messages=request.messages, metadata=metadata,
-                                        timeout=timeout, **kwargs, **extra),
+                                        **kwargs, **extra),
                 timeout,
             )
         except Exception as exc:
@@ -227,7 +231,7 @@ class Upstream:
             stream = await asyncio.wait_for(
                 self.router.acompletion(model=router_model, messages=request.messages, metadata=metadata,
                                         stream=True, stream_options={"include_usage": True},
-                                        timeout=timeout, **kwargs, **extra),
+                                        **kwargs, **extra),
                 timeout,
             )
             iterator = stream.__aiter__()
@@ -237,14 +241,18 @@ class Upstream:
         except Exception as exc:
             raise self._failed(exc, model, metadata, started) from None
         served = self._served(stream, model, metadata, started)
-        return StreamHandle(self._relay(stream, iterator, first, served), served)
+        deadline = asyncio.get_running_loop().time() + timeout - (time.perf_counter() - started)
+        return StreamHandle(self._relay(stream, iterator, first, served, deadline), served)
 
-    async def _relay(self, stream: Any, iterator: Any, first: Any, served: Served) -> AsyncIterator[dict[str, Any]]:
+    async def _relay(self, stream: Any, iterator: Any, first: Any, served: Served,
+                     deadline: float) -> AsyncIterator[dict[str, Any]]:
+        """The rest of the stream, each wait bounded by the request's deadline (a stall ends it)."""
         try:
             yield _chunk_dict(first)
             while True:
                 try:
-                    chunk = await iterator.__anext__()
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await iterator.__anext__()
                 except StopAsyncIteration:
                     return
                 yield _chunk_dict(chunk)
@@ -268,7 +276,7 @@ class Upstream:
         try:
             response = await asyncio.wait_for(
                 self.router.atext_completion(model=router_model, prompt=prompt, metadata=metadata,
-                                             timeout=timeout, **kwargs, **extra),
+                                             **kwargs, **extra),
                 timeout,
             )
         except Exception as exc:
@@ -286,7 +294,7 @@ class Upstream:
         try:
             response = await asyncio.wait_for(
                 self.router.aembedding(model=router_model, input=inputs, metadata=metadata,
-                                       timeout=timeout, **kwargs, **extra),
+                                       **kwargs, **extra),
                 timeout,
             )
         except Exception as exc:

@@ -40,6 +40,7 @@ from bench_lib import (
     git_revision,
     http_client,
     install_sigterm_as_exit,
+    machine_cpu_seconds,
     machine_info,
     mean,
     package_version,
@@ -64,6 +65,7 @@ OFFLINE_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_OFFLINE_MODE": "
 REF_ROUTER = {"json": 6.4, "stream": 14.2}
 REF_PROXY = {"json": 15.8, "stream": 26.6}
 OVERHEAD_BAR_MS = 10.0
+NOISY_CORES = 0.15  # other processes using more than this (in cores) make a run's numbers suspect
 SETTLE_S = 0.3  # let trailing work of the previous phase finish before reading CPU counters
 
 
@@ -84,6 +86,9 @@ class Row:
     fake_cpu_ms: float
     client_cpu_ms: float
     upstream_calls: int | None
+    machine_busy_cores: float  # whole machine during the measured run (cores busy, of nproc)
+    other_cores: float  # of which not the gateway, the fake or the load generator
+    steal_cores: float
     first_error: str | None
 
 
@@ -159,6 +164,13 @@ def start_servers(args: argparse.Namespace, workdir: Path) -> tuple[ChildServer,
     return fake, gateway, info
 
 
+def idle_load(seconds: float = 1.0) -> float:
+    """Cores busy on the machine over `seconds` before anything of the bench runs."""
+    busy0, wall0 = machine_cpu_seconds()[0], time.perf_counter()
+    time.sleep(seconds)
+    return (machine_cpu_seconds()[0] - busy0) / (time.perf_counter() - wall0)
+
+
 # --- one scenario ----------------------------------------------------------------------------------
 
 
@@ -192,10 +204,14 @@ async def scenario(target: str, mode: str, concurrency: int, total: int, warmup:
         await run_closed_loop(request, clients, warmup)  # opens every worker's connection; not measured
         await asyncio.sleep(SETTLE_S)
         await upstream_calls(admin, info["fake_url"])
-        gw0, fake0 = cpu_seconds(gateway.pid), cpu_seconds(fake.pid)
+        gw0, fake0, own0 = cpu_seconds(gateway.pid), cpu_seconds(fake.pid), time.process_time()
+        (busy0, steal0), wall0 = machine_cpu_seconds(), time.perf_counter()
         run: LoadRun = await run_closed_loop(request, clients, total)
         await asyncio.sleep(SETTLE_S)
-        gw1, fake1 = cpu_seconds(gateway.pid), cpu_seconds(fake.pid)
+        gw1, fake1, own1 = cpu_seconds(gateway.pid), cpu_seconds(fake.pid), time.process_time()
+        (busy1, steal1), wall1 = machine_cpu_seconds(), time.perf_counter()
+    # CPU of everything else on the machine during the measurement: a busy neighbour skews every number.
+    others = max(0.0, (busy1 - busy0) - (gw1 - gw0) - (fake1 - fake0) - (own1 - own0))
     calls = await upstream_calls(admin, info["fake_url"])
 
     samples = run.samples
@@ -216,6 +232,9 @@ async def scenario(target: str, mode: str, concurrency: int, total: int, warmup:
         fake_cpu_ms=(fake1 - fake0) * 1000 / n if n else 0.0,
         client_cpu_ms=run.client_cpu_s * 1000 / n if n else 0.0,
         upstream_calls=calls,
+        machine_busy_cores=(busy1 - busy0) / (wall1 - wall0),
+        other_cores=others / (wall1 - wall0),
+        steal_cores=(steal1 - steal0) / (wall1 - wall0),
         first_error=errors[0].error if errors else None,
     )
 
@@ -255,13 +274,15 @@ def find(rows: list[Row], target: str, mode: str, concurrency: int) -> Row | Non
 
 def table(rows: list[Row]) -> str:
     head = ("| target | mode | conc | requests | errors | req/s | p50 ms | p99 ms | TTFB p50 ms | overhead p50 ms "
-            "| overhead p99 ms | gateway CPU ms/req | fake CPU ms/req | client CPU ms/req |")
+            "| overhead p99 ms | gateway CPU ms/req | fake CPU ms/req | client CPU ms/req | machine busy cores "
+            "| other procs cores |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
             f"| {r.target} | {r.mode} | {r.concurrency} | {r.requests} | {r.errors} | {r.rps:.1f} | {fmt(r.p50_ms)} "
             f"| {fmt(r.p99_ms)} | {fmt(r.ttfb_p50_ms)} | {fmt(r.overhead_p50_ms, 2)} | {fmt(r.overhead_p99_ms, 2)} "
-            f"| {fmt(r.gateway_cpu_ms, 2)} | {fmt(r.fake_cpu_ms, 2)} | {fmt(r.client_cpu_ms, 2)} |"
+            f"| {fmt(r.gateway_cpu_ms, 2)} | {fmt(r.fake_cpu_ms, 2)} | {fmt(r.client_cpu_ms, 2)} "
+            f"| {r.machine_busy_cores:.2f} | {r.other_cores:.2f} |"
         )
     return "\n".join(lines)
 
@@ -300,10 +321,25 @@ def summary(rows: list[Row], args: argparse.Namespace) -> list[str]:
     for r in mismatched:
         out.append(f"- NOTE: {r.target} {r.mode} c={r.concurrency}: {r.requests} requests caused "
                    f"{r.upstream_calls} upstream calls")
+    noisy = [r for r in rows if r.other_cores > NOISY_CORES]
+    if noisy:
+        worst = max(noisy, key=lambda r: r.other_cores)
+        out.append(f"- NOISY: other processes used > {NOISY_CORES} cores during {len(noisy)} of {len(rows)} "
+                   f"scenarios (worst {worst.other_cores:.2f} cores, {worst.target} {worst.mode} "
+                   f"c={worst.concurrency}); rerun on a quiet machine before comparing")
     errored = [r for r in rows if r.errors]
     for r in errored:
         out.append(f"- ERRORS: {r.target} {r.mode} c={r.concurrency}: {r.errors} failed, first: {r.first_error}")
     return out
+
+
+def log_problems(path: Path) -> list[str]:
+    """The gateway's WARNING/ERROR/Traceback lines: a quiet log is part of a clean run."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if any(word in line for word in (" WARNING ", " ERROR ", " CRITICAL ", "Traceback"))]
 
 
 def report(rows: list[Row], info: dict[str, Any], args: argparse.Namespace) -> str:
@@ -324,6 +360,8 @@ def report(rows: list[Row], info: dict[str, Any], args: argparse.Namespace) -> s
         f"{info['gateway_rss_start_kib'] / 1024:.0f} MiB, peak (VmHWM) at end "
         f"{info['gateway_hwm_kib'] / 1024:.0f} MiB{' (summed over its processes)' if args.workers > 1 else ''}; "
         f"fake peak {info['fake_hwm_kib'] / 1024:.0f} MiB",
+        f"- machine load before the bench: {info['idle_busy_cores']:.2f} cores busy; 'other procs cores' below is "
+        "the CPU of everything except the gateway, the fake and the load generator during each measurement",
         "- latency is to the last byte; TTFB is the first body byte; overhead is the gateway's "
         "`x-gateway-overhead-ms` (its time to response start minus the upstream call)",
         "",
@@ -333,6 +371,9 @@ def report(rows: list[Row], info: dict[str, Any], args: argparse.Namespace) -> s
         "",
         *summary(rows, args),
     ]
+    problems = info.get("gateway_log_problems") or []
+    if problems:
+        lines.append(f"- gateway log: {len(problems)} warning/error line(s), first: " + " | ".join(problems[:3]))
     return "\n".join(lines)
 
 
@@ -383,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="llm-gateway-bench-") as tmp:
         workdir = Path(tmp)
         try:
+            info["idle_busy_cores"] = idle_load()
+            if info["idle_busy_cores"] > NOISY_CORES:
+                eprint(f"warning: the machine is not idle ({info['idle_busy_cores']:.2f} cores busy before the bench)")
             eprint("starting the fake upstream and the gateway ...")
             fake, gateway, started = start_servers(args, workdir)
             info.update(started)
@@ -402,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             for server in (gateway, fake):
                 if server is not None:
                     server.stop()
+            info["gateway_log_problems"] = log_problems(workdir / "gateway.log")
     print(report(rows, info, args), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"info": info, "args": vars(args),

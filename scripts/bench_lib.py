@@ -145,6 +145,13 @@ def cpu_seconds(pid: int) -> float:
     return total / CLK_TCK
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine since boot, all cores (from /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK, steal / CLK_TCK
+
+
 def status_kib(pid: int, key: str) -> int:
     """A `/proc/PID/status` value in KiB (`VmHWM`, `VmRSS`) summed over the process tree."""
     total = 0

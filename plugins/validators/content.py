@@ -25,7 +25,8 @@ class NonEmptyValidator:
         if not text or text.isspace():
             return ValidatorResult.of(self.name, 0.0, "empty answer")
         analysis = analyze(text)
-        if not analysis.words and not any(block.code.strip() for block in analysis.blocks):
+        has_code = any(block.code.strip() for block in analysis.blocks)
+        if not analysis.words and not has_code and text.lstrip()[:1] not in ("{", "["):
             return ValidatorResult.of(self.name, 0.0, "answer has no words, only punctuation or markup")
         return ValidatorResult.of(self.name, 10.0, "answer has content")
 
@@ -40,9 +41,11 @@ _REFUSAL_START = re.compile(  # matched against the lower-cased start of the ans
     r"|fulfil|create|generate|write|answer|support|complete|share|engage|produce|give|access|browse"
     r"|view|see|open|run|execute|read)"
     r"|as an ai\b|i must (?:respectfully )?decline"
-    r"|es tut mir leid|ich kann (?:ihnen |dir )?(?:dabei |damit )?nicht helfen"
-    r"|je suis d[ée]sol[ée]e?|je ne peux pas|lo siento|no puedo|mi dispiace|non posso"
-    r"|desculpe|n[ãa]o posso|het spijt me|ik kan (?:je |u )?niet"
+    # de, fr, es, it, pt, nl: an apology followed by a negation in the same sentence, or "I cannot help"
+    r"|(?:es tut mir leid|je suis d[ée]sol[ée]e?|lo siento|mi dispiace|desculpe|het spijt me)"
+    r"[^.!?\n]{0,80}?\b(?:nicht|kein|ne|no|non|n[ãa]o|niet|geen)\b"
+    r"|ich kann (?:ihnen |dir )?(?:dabei |damit |hierbei )?nicht helfen|je ne peux pas vous aider"
+    r"|no puedo ayudar|non posso aiutar|n[ãa]o posso ajudar|ik kan (?:je |u )?niet helpen"
 )
 _AS_AN_AI = re.compile(r"\bas an ai(?: language model| model| assistant)?\b")
 _REFUSAL_WINDOW = 300

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 
 from plugins.types import ChatRequest, ChatResponse
 from plugins.validators.base import ValidatorResult
+from plugins.validators.structure import json_requested
 from plugins.validators.text import Analysis, analyze, memo
 
 _STOPWORDS: dict[str, str] = {
-    "en": "the and of to is that it for with as on are this be by or an was from at have has not you "
+    "en": "the and of to in is that it for with as on are this be by or an was from at have has not you "
     "your which can will if but they their we there what when would should these those also more than "
     "then does do into only other its how each such may any all one been were so because while about "
-    "here use using",
+    "here use using between after before why who where my me our us through without however",
     "de": "der die das und ist nicht ein eine einen einem einer zu den dem des mit sich auf für von auch "
     "es im wird werden sind wie oder aber wenn kann können dass bei nach noch nur über durch diese "
     "dieser dieses sie wir ich man zum zur als hat haben sein welche damit dann jedoch sowie um wurde "
@@ -101,7 +102,7 @@ _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
 SAMPLE_CHARS = 3000
 SAMPLE_WORDS = 250
 MIN_WORDS = 8
-MIN_STOPWORD_HITS = 4
+MIN_STOPWORD_HITS = 3
 MIN_STOPWORD_SHARE = 0.12
 
 
@@ -158,11 +159,15 @@ def detect(analysis: Analysis) -> Detection:
     return Detection(language, (best - second) / best, f"{language}: {best} function words, next {second}")
 
 
-@memo(maxsize=128)
 def detect_text(text: str) -> Detection:
-    """`detect` on the first `SAMPLE_CHARS * 2` characters of a text (memoised: prompts repeat
-    across the cascade's attempts)."""
-    return detect(analyze(text[: SAMPLE_CHARS * 2]))
+    """`detect` on the first `SAMPLE_CHARS` characters of a text (memoised on that sample: prompts
+    repeat across the cascade's attempts, and the cache never holds more than the samples)."""
+    return _detect_sample(text[:SAMPLE_CHARS])
+
+
+@memo(maxsize=128)
+def _detect_sample(sample: str) -> Detection:
+    return detect(analyze(sample))
 
 
 def normalize_language(value: str | None) -> str | None:
@@ -187,10 +192,10 @@ STRONG_MARGIN = 0.4
 
 class LanguageValidator:
     """The answer's language must be `request.language` when given, else the language of the last
-    user message. Abstains when either side cannot be told (short, code, unsupported language), on
-    translation tasks without `request.language`, and when the prompt itself names the answer's
-    language or asks for a translation. A clear mismatch is a hard failure: an answer in a language
-    the caller did not write in is unusable to them."""
+    user message. Abstains on JSON answers, when either side cannot be told (short, code,
+    unsupported language), on translation tasks without `request.language`, and when the prompt
+    itself names the answer's language or asks for a translation. A clear mismatch is a hard
+    failure: an answer in a language the caller did not write in is unusable to them."""
 
     name = "language"
     default_weight = 1.5
@@ -198,6 +203,8 @@ class LanguageValidator:
     def score(self, request: ChatRequest, response: ChatResponse) -> ValidatorResult:
         if not response.text or response.text.isspace():
             return ValidatorResult.abstain(self.name, "no text")
+        if json_requested(request) or response.text.lstrip()[:1] in ("{", "["):
+            return ValidatorResult.abstain(self.name, "structured data, not prose")
         expected = normalize_language(request.language)
         prompt = ""
         if expected is None:

@@ -2,15 +2,15 @@
 
 `jsonschema` (a litellm dependency) is the reference: it checks every schema once (an invalid
 schema gets no verdict), explains every failure, and validates whatever schema it is given. But its
-validation walks the instance through `evolve`d validator objects and costs ~10 us per value: a
-1,000-token JSON answer takes ~1 ms, the whole budget of the validator set.
+validation walks the instance through `evolve`d validator objects and costs ~7 us per value: a
+1,000-token JSON answer (160 values) takes ~1.1 ms, more than the budget of the whole set.
 
 So the common subset, the keywords that OpenAI structured outputs, tool parameter schemas and
 pydantic's `model_json_schema()` use (`type`, `properties`, `required`, `additionalProperties`,
 `items`, `enum`, `const`, numeric and length bounds, `anyOf`/`allOf`, local `$ref`s into `$defs`,
 annotations), is compiled below into nested closures (every keyword looked up once per schema,
-not once per value), several times faster. A schema that uses anything
-else goes to `jsonschema`. The fast path only decides *whether* the instance conforms: when it
+not once per value): ~0.8 us per value, 130 us for that answer. A schema that uses anything else
+goes to `jsonschema`. The fast path only decides *whether* the instance conforms: when it
 says no, `jsonschema` is asked for the explanation (and has the last word), so a failing answer
 costs what it always did and a passing one a fraction.
 
@@ -27,7 +27,7 @@ from typing import Any
 _TYPE_NAMES = frozenset({"object", "array", "string", "integer", "number", "boolean", "null"})
 _ANNOTATIONS = frozenset(
     {"title", "description", "default", "examples", "format", "$comment", "deprecated", "readOnly",
-     "writeOnly", "$defs", "definitions", "$id", "$anchor", "contentMediaType", "contentEncoding"}
+     "writeOnly", "$defs", "definitions", "contentMediaType", "contentEncoding"}
 )
 _SUBSET = _ANNOTATIONS | frozenset(
     {"type", "properties", "required", "additionalProperties", "items", "enum", "const", "minimum",
@@ -54,20 +54,10 @@ def _scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
-def _is_type(value: Any, kind: str) -> bool:
-    if kind == "object":
-        return isinstance(value, dict)
-    if kind == "array":
-        return isinstance(value, list)
-    if kind == "string":
-        return isinstance(value, str)
-    if isinstance(value, bool):
-        return kind == "boolean"
-    if kind == "integer":
-        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if kind == "number":
-        return isinstance(value, (int, float))
-    return kind == "null" and value is None
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,), "null": (type(None),),
+    "number": (int, float), "integer": (int, float),
+}
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -162,9 +152,18 @@ def _compile(schema: Any, root: dict[str, Any], refs: dict[str, Check], depth: i
             or (exclusive_max is not None and value >= exclusive_max)
         )
 
+    # The type test as three C-level isinstance checks: Python's bool is an int, and jsonschema
+    # counts 1.0 as an integer.
+    classes = tuple({cls for k in kinds for cls in _PY_TYPES[k]}) if kinds is not None else ()
+    bool_ok = kinds is None or "boolean" in kinds
+    integer_only = kinds is not None and "integer" in kinds and "number" not in kinds
+
     def check(value: Any) -> bool:
-        if kinds is not None and not any(_is_type(value, k) for k in kinds):
-            return False
+        if kinds is not None:
+            if not isinstance(value, classes) or (not bool_ok and isinstance(value, bool)):
+                return False
+            if integer_only and isinstance(value, float) and not value.is_integer():
+                return False
         if enum is not None and not any(_equal(value, option) for option in enum):
             return False
         if has_const and not _equal(value, const):
@@ -209,6 +208,8 @@ def compile_subset(schema: dict[str, Any]) -> Check | None:
     """A fast predicate for `schema`, or None if it uses anything outside the subset."""
     if "$schema" in schema:  # another draft may mean other semantics (draft 4's exclusiveMinimum)
         return None
+    if "$id" in schema:  # a root $id does not change what local "#/..." refs point at
+        schema = {key: value for key, value in schema.items() if key != "$id"}
     try:
         return _compile(schema, schema, {})
     except (_Unsupported, RecursionError, TypeError):

@@ -136,7 +136,7 @@ class ToolCallValidator:
         if not isinstance(function, dict):
             return ValidatorResult.of(self.name, 0.0, "malformed tool call (no function)")
         name = function.get("name")
-        if name not in index:
+        if not isinstance(name, str) or name not in index:
             offered = ", ".join(sorted(index))[:120]
             return ValidatorResult.of(self.name, 0.0, f"called unknown tool {name!r} (offered: {offered})")
         if forced and name != forced:

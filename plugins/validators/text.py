@@ -14,7 +14,6 @@ text costs three to six times as much.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,8 +49,8 @@ _PUNCTUATION = (
 )
 _TO_SPACES = str.maketrans(_PUNCTUATION, " " * len(_PUNCTUATION))
 
-# Ideographs, kana and Hangul: scripts where one character is roughly half a word.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+# UTF-8 lead bytes of U+3000..U+DFFF: CJK punctuation, kana, ideographs, Hangul.
+_CJK_LEAD_BYTES = tuple(bytes([lead]) for lead in range(0xE3, 0xEE))
 
 _MAX_FENCE_INDENT = 40  # fences in nested list items are indented; deeper than this is not a fence
 WORD_SAMPLE_CHARS = 20_000
@@ -63,12 +62,18 @@ def tokens(text: str) -> list[str]:
     return text.lower().translate(_TO_SPACES).split()
 
 
+def cjk_chars(text: str) -> int:
+    """How many characters of `text` are CJK (U+3000..U+DFFF), counted on the UTF-8 bytes: eleven
+    `bytes.count` calls run at memory speed, a regex character class costs ~8 ns a character."""
+    if text.isascii():
+        return 0
+    data = text.encode("utf-8", "surrogatepass")
+    return sum(data.count(lead) for lead in _CJK_LEAD_BYTES)
+
+
 def approx_words(text: str) -> int:
     """Roughly how many words `text` has; CJK text (no spaces) counts two characters a word."""
-    count = len(text.split())
-    if not text.isascii():
-        count += len(_CJK.findall(text)) // 2
-    return count
+    return len(text.split()) + cjk_chars(text) // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +180,5 @@ def analyze(text: str) -> Analysis:
     word_count = len(words) + sum(approx_words(block.code) for block in blocks)
     if len(prose) > WORD_SAMPLE_CHARS:
         word_count += len(prose[WORD_SAMPLE_CHARS:].split())
-    if not prose.isascii():
-        word_count += len(_CJK.findall(prose)) // 2
+    word_count += cjk_chars(prose) // 2
     return Analysis(text=text, blocks=blocks, prose=prose, words=tuple(words), word_count=word_count)

@@ -16,15 +16,24 @@ _CACHE_S = 2.0
 
 
 def _summary(gw: Gateway) -> dict[str, object]:
+    database: dict[str, object] = {"state": "ok" if gw.db_ready and (gw.sink is None or gw.sink.db_ok) else "down",
+                                   "backend": gw.engine.dialect.name}
+    if gw.sink is not None:
+        database.update(audit_queue=gw.sink.queue_depth, audit_spool=gw.sink.spool_depth)
+    redis: dict[str, object] = {"state": "not_configured"}
+    if gw.redis is not None:
+        redis = {"state": gw.redis.state, "last_error": gw.redis.last_error}
+    degraded = database["state"] != "ok" or redis["state"] == "degraded"
     return {
-        "status": "ok" if gw.ready else "starting",
+        "status": ("degraded" if degraded else "ok") if gw.ready else "starting",
         "version": gw.version,
         "config_version": gw.settings.version,
+        "learned_state_version": gw.state.current.version,
         "uptime_s": round(time.time() - gw.started_at, 1),
         "dependencies": {
             "router": {"state": "ok", "model_groups": sorted(gw.upstream.groups)},
-            "database": {"state": "not_configured" if not gw.settings.database_url else "unknown"},
-            "redis": {"state": "not_configured" if not gw.settings.redis_url else "unknown"},
+            "database": database,
+            "redis": redis,
         },
         "deployments_left_out": gw.skipped,
     }

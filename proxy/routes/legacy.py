@@ -57,8 +57,9 @@ def _caller_name(authenticated: str, label: str | None) -> str:
     return authenticated if not label or label == authenticated else f"{authenticated}:{label}"
 
 
-async def _run(gw: Gateway, request: Request, route: str, requested: str, chat: ChatRequest,
-               label: str | None) -> tuple[Any, CallResult]:
+async def _run(
+    gw: Gateway, request: Request, route: str, requested: str, chat: ChatRequest, label: str | None
+) -> tuple[Any, CallResult]:
     caller = request.state.caller
     ctx = gw.context(request, caller, route, requested, chat)
     ctx.caller = _caller_name(caller.name, label)
@@ -75,15 +76,21 @@ async def completion(request: Request) -> Response:
     parsed: CompletionRequest = validate(CompletionRequest, body)
     task = gw.task_types.get(parsed.task_type)
     if task is None:
-        raise InvalidRequest(f"unknown task_type '{parsed.task_type}'; known task types: "
-                             f"{', '.join(sorted(gw.task_types))}", param="task_type")
+        raise InvalidRequest(
+            f"unknown task_type '{parsed.task_type}'; known task types: {', '.join(sorted(gw.task_types))}",
+            param="task_type",
+        )
     system = parsed.system or task.prompt.format(language=language_name(parsed.language))
     params: dict[str, Any] = {}
     max_tokens = parsed.max_tokens or task.max_tokens
     if max_tokens:
         params["max_tokens"] = max_tokens
-    chat = ChatRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": parsed.input}],
-                       params=params, task_type=task.name, language=parsed.language)
+    chat = ChatRequest(
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": parsed.input}],
+        params=params,
+        task_type=task.name,
+        language=parsed.language,
+    )
     ctx, result = await _run(gw, request, "completion", parsed.model or parsed.tier or "auto", chat, parsed.caller)
     response = result.response
     assert response is not None
@@ -110,11 +117,14 @@ async def classify(request: Request) -> Response:
     if len(set(labels)) < 2:
         raise InvalidRequest("labels must hold at least two distinct, non-empty labels", param="labels")
     task = gw.task_types["classification"]
-    system = (f"{task.prompt}\nAllowed labels: {', '.join(labels)}."
-              + (f"\nTask: {parsed.task}" if parsed.task else ""))
-    chat = ChatRequest(messages=[{"role": "system", "content": system}, {"role": "user", "content": parsed.input}],
-                       params={"max_tokens": 20, "temperature": 0}, task_type="classification",
-                       language=parsed.language, labels=labels)
+    system = f"{task.prompt}\nAllowed labels: {', '.join(labels)}." + (f"\nTask: {parsed.task}" if parsed.task else "")
+    chat = ChatRequest(
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": parsed.input}],
+        params={"max_tokens": 20, "temperature": 0},
+        task_type="classification",
+        language=parsed.language,
+        labels=labels,
+    )
     ctx, result = await _run(gw, request, "classify", "auto", chat, parsed.caller)
     response = result.response
     assert response is not None

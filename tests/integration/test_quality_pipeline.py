@@ -14,8 +14,10 @@ from store.models import AuditLog
 from tests.support.servers import AGENT_KEY
 
 REFUSAL = "I'm sorry, but I can't help with that request."
-GOOD = ("A TCP connection starts with a three-way handshake: the client sends SYN, the server answers "
-        "SYN-ACK, and the client confirms with ACK. After that both sides can exchange data.")
+GOOD = (
+    "A TCP connection starts with a three-way handshake: the client sends SYN, the server answers "
+    "SYN-ACK, and the client confirms with ACK. After that both sides can exchange data."
+)
 AUTH = {"Authorization": f"Bearer {AGENT_KEY}"}
 
 
@@ -92,12 +94,20 @@ def test_named_model_is_scored_but_never_escalated(make_gateway, fake):
 
 def test_task_type_header_picks_the_assigned_tier(make_gateway):
     server = make_gateway()
-    response = httpx.post(server.url + "/v1/chat/completions", headers={**AUTH, "x-task-type": "code_generation"},
-                          json={"model": "auto", "messages": [{"role": "user", "content": "hello"}]}, timeout=15)
+    response = httpx.post(
+        server.url + "/v1/chat/completions",
+        headers={**AUTH, "x-task-type": "code_generation"},
+        json={"model": "auto", "messages": [{"role": "user", "content": "hello"}]},
+        timeout=15,
+    )
     assert response.headers["x-gateway-tier"] == "medium"
     assert "code_generation" in response.headers["x-gateway-route-reason"]
-    unknown = httpx.post(server.url + "/v1/chat/completions", headers={**AUTH, "x-task-type": "poetry"},
-                         json={"model": "auto", "messages": [{"role": "user", "content": "hello"}]}, timeout=15)
+    unknown = httpx.post(
+        server.url + "/v1/chat/completions",
+        headers={**AUTH, "x-task-type": "poetry"},
+        json={"model": "auto", "messages": [{"role": "user", "content": "hello"}]},
+        timeout=15,
+    )
     assert unknown.status_code == 400 and "code_generation" in unknown.json()["error"]["message"]
 
 
@@ -118,8 +128,9 @@ def test_session_is_pinned_to_the_tier_it_escalated_to(make_gateway, fake):
     assert first.headers["x-gateway-tier"] == "medium"
     second = httpx.post(server.url + "/v1/chat/completions", json=body, headers=headers, timeout=15)
     assert second.headers["x-gateway-tier"] == "medium" and "pinned" in second.headers["x-gateway-route-reason"]
-    other = httpx.post(server.url + "/v1/chat/completions", json=body, headers={**AUTH, "x-session-id": "s2"},
-                       timeout=15)
+    other = httpx.post(
+        server.url + "/v1/chat/completions", json=body, headers={**AUTH, "x-session-id": "s2"}, timeout=15
+    )
     assert other.headers["x-gateway-tier"] == "fast"
 
 
@@ -151,7 +162,9 @@ def test_last_tier_streams_straight_through_and_is_scored_at_the_end(make_gatewa
         chunks = _sse(response)
         request_id = response.headers["x-request-id"]
     assert fake.requests_to("/chat/completions")[0].body.get("stream") is True
-    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]).split() == GOOD.split()
+    assert (
+        "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]).split() == GOOD.split()
+    )
     row = audit_row(server, request_id)
     assert row.confidence is not None and row.confidence >= 7 and row.status == "approved"
     assert row.ttft_ms is not None
@@ -174,9 +187,17 @@ CLASSIFY_KEYS = {"id", "label", "confidence", "status", "model", "latency_ms", "
 def test_legacy_completion_schema_and_prompt(make_gateway, fake):
     fake.set_behaviour("fake-fast", {"text": "The function returns the sum of its two arguments."})
     server = make_gateway()
-    response = httpx.post(server.url + "/v1/completion", headers=AUTH, timeout=15, json={
-        "caller": "ci-bot", "task_type": "code_explanation", "input": "def add(a, b):\n    return a + b",
-        "language": "en"})
+    response = httpx.post(
+        server.url + "/v1/completion",
+        headers=AUTH,
+        timeout=15,
+        json={
+            "caller": "ci-bot",
+            "task_type": "code_explanation",
+            "input": "def add(a, b):\n    return a + b",
+            "language": "en",
+        },
+    )
     assert response.status_code == 200, response.text
     answer = response.json()
     assert set(answer) == COMPLETION_KEYS
@@ -205,9 +226,16 @@ def test_legacy_completion_routes_by_task_type_and_honours_tier(make_gateway):
 def test_legacy_classify_schema_and_label(make_gateway, fake):
     fake.set_behaviour("fake-fast", {"text": "Negative"})
     server = make_gateway()
-    response = httpx.post(server.url + "/v1/classify", headers=AUTH, timeout=15, json={
-        "caller": "support", "input": "The update broke my build and support never answered.",
-        "labels": ["positive", "negative", "neutral"]})
+    response = httpx.post(
+        server.url + "/v1/classify",
+        headers=AUTH,
+        timeout=15,
+        json={
+            "caller": "support",
+            "input": "The update broke my build and support never answered.",
+            "labels": ["positive", "negative", "neutral"],
+        },
+    )
     assert response.status_code == 200, response.text
     answer = response.json()
     assert set(answer) == CLASSIFY_KEYS
@@ -222,6 +250,10 @@ def test_legacy_classify_with_an_unlisted_label_is_flagged(make_gateway, fake):
     fake.set_behaviour("fake-medium", {"text": "frustrated"})
     fake.set_behaviour("fake-large", {"text": "angry"})
     server = make_gateway()
-    answer = httpx.post(server.url + "/v1/classify", headers=AUTH, timeout=15, json={
-        "input": "The update broke my build.", "labels": ["positive", "negative"]}).json()
+    answer = httpx.post(
+        server.url + "/v1/classify",
+        headers=AUTH,
+        timeout=15,
+        json={"input": "The update broke my build.", "labels": ["positive", "negative"]},
+    ).json()
     assert answer["label"] is None and answer["status"] != "approved"

@@ -9,7 +9,7 @@ import pytest
 from proxy.auth import Authenticator, key_digest, presented_key
 from proxy.catalog import Catalog
 from proxy.errors import AuthenticationFailed, ForbiddenParameter, ModelNotFound, RateLimited
-from proxy.limits import LocalLimiter
+from proxy.limits import Limiter
 from proxy.settings import Settings
 from proxy.upstream import _ALWAYS_FORBIDDEN, check_forbidden
 
@@ -52,15 +52,23 @@ def test_open_mode_accepts_anonymous():
     assert asyncio.run(auth.authenticate(None, None)).name == "anonymous"
 
 
-def test_limiter_allows_a_burst_then_refuses_with_retry_after():
-    limiter = LocalLimiter()
-    assert limiter.check("c", 3).remaining == 2
-    limiter.check("c", 3)
-    limiter.check("c", 3)
+def test_limiter_counts_requests_and_tokens_per_minute_window():
+    now = [1_000_000.0]
+    limiter = Limiter(clock=lambda: now[0])
+    check = lambda rpm, tpm=None: asyncio.run(limiter.check("c", rpm, tpm))  # noqa: E731
+    assert check(3).remaining == 2
+    check(3)
+    check(3)
     with pytest.raises(RateLimited) as info:
-        limiter.check("c", 3)
-    assert int(info.value.headers["Retry-After"]) >= 1
-    assert limiter.check("other", 3).remaining == 2
+        check(3)
+    assert 1 <= int(info.value.headers["Retry-After"]) <= 60
+    assert asyncio.run(limiter.check("other", 3, None)).remaining == 2
+    now[0] += 60  # the next window
+    assert check(3).remaining == 2
+    asyncio.run(limiter.add_tokens("c", 500))
+    with pytest.raises(RateLimited) as info:
+        check(100, 400)
+    assert "tokens" in info.value.message
 
 
 def test_catalog_resolves_tiers_aliases_and_deployments():

@@ -9,10 +9,17 @@ from plugins.tasks import infer_task_type
 from plugins.validators import Scorer, default_validators
 
 
-@pytest.mark.parametrize(("confidence", "verdict"), [
-    (0.0, "pending_review"), (3.9, "pending_review"), (4.0, "warning"), (6.9, "warning"),
-    (7.0, "approved"), (10.0, "approved"),
-])
+@pytest.mark.parametrize(
+    ("confidence", "verdict"),
+    [
+        (0.0, "pending_review"),
+        (3.9, "pending_review"),
+        (4.0, "warning"),
+        (6.9, "warning"),
+        (7.0, "approved"),
+        (10.0, "approved"),
+    ],
+)
 def test_gate_bands_at_their_boundaries(confidence, verdict):
     assert Thresholds().verdict(confidence) == verdict
 
@@ -28,13 +35,16 @@ def _holder() -> StateHolder:
     return StateHolder(initial, ["fast", "medium"], scorer)
 
 
-@pytest.mark.parametrize("bad", [
-    {"thresholds": {"review": 8, "approved": 7}},
-    {"assignments": {"chat": "gigantic"}},
-    {"weights": {"refusal": -1}},
-    {"exploration": {"chat": 0.9}},
-    {"thresholds": "high"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"thresholds": {"review": 8, "approved": 7}},
+        {"assignments": {"chat": "gigantic"}},
+        {"weights": {"refusal": -1}},
+        {"exploration": {"chat": 0.9}},
+        {"thresholds": "high"},
+    ],
+)
 def test_a_bad_learned_state_is_refused_and_the_old_one_keeps_serving(bad):
     holder = _holder()
     before = holder.current
@@ -45,20 +55,29 @@ def test_a_bad_learned_state_is_refused_and_the_old_one_keeps_serving(bad):
 
 def test_a_good_learned_state_replaces_the_old_one():
     holder = _holder()
-    state = holder.swap({"thresholds": {"review": 3.0, "approved": 6.0}, "assignments": {"chat": "medium"},
-                         "weights": {"refusal": 2.0}}, 2)
+    state = holder.swap(
+        {
+            "thresholds": {"review": 3.0, "approved": 6.0},
+            "assignments": {"chat": "medium"},
+            "weights": {"refusal": 2.0},
+        },
+        2,
+    )
     assert holder.current is state and state.version == 2
     assert state.scorer is not None and state.scorer.weights["refusal"] == 2.0
 
 
-@pytest.mark.parametrize(("prompt", "tools", "expected"), [
-    ("Please summarize this article about the election results.", False, "summarization"),
-    ("Translate 'good morning' into German.", False, "translation"),
-    ("Write a Python function that parses ISO dates.", False, "code_generation"),
-    ("def f(x):\n    return x * 2\n\nwhy is this slow?", False, "code_generation"),
-    ("Review this code for bugs: ...", False, "code_review"),
-    ("What's the capital of France?", False, "chat"),
-    ("Book a flight", True, "agentic"),
-])
+@pytest.mark.parametrize(
+    ("prompt", "tools", "expected"),
+    [
+        ("Please summarize this article about the election results.", False, "summarization"),
+        ("Translate 'good morning' into German.", False, "translation"),
+        ("Write a Python function that parses ISO dates.", False, "code_generation"),
+        ("def f(x):\n    return x * 2\n\nwhy is this slow?", False, "code_generation"),
+        ("Review this code for bugs: ...", False, "code_review"),
+        ("What's the capital of France?", False, "chat"),
+        ("Book a flight", True, "agentic"),
+    ],
+)
 def test_local_classifier_infers_task_types(prompt, tools, expected):
     assert infer_task_type(prompt, tools)[0] == expected

@@ -336,6 +336,10 @@ def test_refusal_catches_as_an_ai_and_other_languages() -> None:
     assert_fails(validator.score(chat(), answer(as_an_ai)), below=1.0)
     german = "Es tut mir leid, aber dabei kann ich Ihnen nicht helfen. Das Umgehen eines Kopierschutzes ist verboten."
     assert_fails(validator.score(chat(), answer(german)), below=1.0)
+    spanish = "Lo siento, pero no puedo ayudarte a acceder a la cuenta de otra persona sin su permiso."
+    assert_fails(validator.score(chat(), answer(spanish)), below=1.0)
+    german_apology = "Es tut mir leid für die Verwirrung. Der richtige Befehl lautet pip install --no-cache-dir."
+    assert_passes(validator.score(chat(), answer(german_apology)))
 
 
 def test_refusal_gives_partial_credit_when_a_real_answer_follows() -> None:
@@ -400,6 +404,8 @@ def test_truncation_passes_complete_answers_and_broken_but_complete_json() -> No
     ("text", "language"),
     [
         (EN_PROMPT, "en"),
+        ("Explain the difference between a process and a thread in operating systems, briefly.", "en"),
+        ("Wie konfiguriere ich den Proxy für pip hinter einer Firewall?", "de"),
         (GERMAN_ANSWER, "de"),
         (FRENCH_ANSWER, "fr"),
         ("La forma más sencilla es usar un defaultdict del módulo collections. Recorres la lista una sola "
@@ -431,6 +437,17 @@ def test_language_fails_german_and_french_answers_to_an_english_prompt() -> None
         result = validator.score(chat(), answer(text))
         assert_fails(result, below=2.0)
         assert "expected en" in result.reason
+
+
+def test_language_fails_an_english_answer_to_a_short_german_prompt() -> None:
+    prompt = "Warum schlägt mein Test fehl, wenn ich die Datenbank im Container starte?"
+    english = (
+        "The test fails because the container is not ready when the test starts. Add a health check to "
+        "the compose file and wait for it before you run the tests."
+    )
+    result = LanguageValidator().score(chat(prompt), answer(english))
+    assert_fails(result, below=2.0)
+    assert "expected de" in result.reason
 
 
 def test_language_passes_matching_answers() -> None:

@@ -1,0 +1,63 @@
+"""`POST /v1/messages` and `/v1/messages/count_tokens`: Anthropic Messages (Claude Code).
+
+The body is translated into a `ChatRequest` (proxy/protocols/anthropic.py) and runs through the
+same pipeline as chat completions. Errors on these paths come out in Anthropic's shape
+(`proxy/app.py` renders them for every path under `/v1/messages`), and a failure after a stream
+has started is one final `event: error`. `anthropic-version` / `anthropic-beta` headers and the
+SDK's `?beta=true` are accepted and need nothing from the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from proxy.http import read_json
+from proxy.protocols import anthropic as protocol
+from proxy.protocols import framed
+from proxy.services import Gateway
+from proxy.upstream import check_forbidden
+
+from .openai import gateway_headers
+
+router = APIRouter()
+
+_JSON = "application/json"
+
+
+@router.post("/v1/messages")
+async def create_message(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    caller = await gw.admit(request)
+    body = await read_json(request, gw.settings.limits.max_body_bytes)
+    if isinstance(body, dict):
+        check_forbidden(body, gw.upstream.forbidden)
+    call = protocol.to_chat(body, request.headers.get("x-task-type"))
+    ctx = gw.context(request, caller, "messages", call.model, call.chat)
+    result = await gw.pipeline.run(ctx)
+    request.state.upstream_ms = ctx.upstream_ms
+    headers = gateway_headers(ctx, result)
+    headers.update(getattr(request.state, "rate_headers", {}))
+    headers["request-id"] = ctx.request_id
+    if call.warnings:
+        headers["x-gateway-warning"] = "; ".join(call.warnings)
+    model = result.served.model or call.model
+    if result.stream is not None:
+        headers["cache-control"] = "no-cache"
+        events = protocol.stream_events(call, result.stream, model)
+        return StreamingResponse(framed(events), media_type="text/event-stream", headers=headers)
+    assert result.response is not None
+    return Response(json.dumps(protocol.message_object(result.response, model)), media_type=_JSON, headers=headers)
+
+
+@router.post("/v1/messages/count_tokens")
+async def count_tokens(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    await gw.admit(request)
+    body = await read_json(request, gw.settings.limits.max_body_bytes)
+    call = protocol.to_chat(body)
+    gw.catalog.resolve(call.model)  # an unknown model is a 404, as on /v1/messages
+    answer = {"input_tokens": protocol.count_tokens(call.chat)}
+    return Response(json.dumps(answer), media_type=_JSON, headers=getattr(request.state, "rate_headers", {}))

@@ -1,0 +1,50 @@
+"""`POST /v1/responses`: OpenAI's Responses API (Codex), through the same pipeline as chat completions.
+
+The body is translated into a `ChatRequest` (proxy/protocols/responses.py), so tier selection,
+validators, the cascade, the gate and the audit all apply whatever provider serves the call.
+Dropped, unsupported tools and input items are named in `x-gateway-warning`. Like chat completions,
+a body carrying a litellm steering key (`api_base`, `mock_response`, ...) is refused, although
+nothing from the raw body is forwarded here: the translation builds every upstream parameter.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from proxy.http import read_json
+from proxy.protocols import framed
+from proxy.protocols import responses as protocol
+from proxy.services import Gateway
+from proxy.upstream import check_forbidden
+
+from .openai import gateway_headers
+
+router = APIRouter()
+
+
+@router.post("/v1/responses")
+async def create_response(request: Request) -> Response:
+    gw: Gateway = request.app.state.gateway
+    caller = await gw.admit(request)
+    body = await read_json(request, gw.settings.limits.max_body_bytes)
+    if isinstance(body, dict):
+        check_forbidden(body, gw.upstream.forbidden)
+    call = protocol.to_chat(body, request.headers.get("x-task-type"))
+    ctx = gw.context(request, caller, "responses", call.model, call.chat)
+    result = await gw.pipeline.run(ctx)
+    request.state.upstream_ms = ctx.upstream_ms
+    headers = gateway_headers(ctx, result)
+    headers.update(getattr(request.state, "rate_headers", {}))
+    if call.warnings:
+        headers["x-gateway-warning"] = "; ".join(call.warnings)
+    model = result.served.model or call.model
+    if result.stream is not None:
+        headers["cache-control"] = "no-cache"
+        events = protocol.stream_events(call, result.stream, model)
+        return StreamingResponse(framed(events), media_type="text/event-stream", headers=headers)
+    assert result.response is not None
+    answer = protocol.answer_object(call, result.response, model)
+    return Response(json.dumps(answer), media_type="application/json", headers=headers)

@@ -35,8 +35,8 @@ from .auth import Authenticator, Caller
 from .catalog import Catalog
 from .keys import DatabaseKeys
 from .limits import Limiter
-from .shared import RedisPins, RedisState, router_redis_settings
 from .settings import Settings, resolve_deployments
+from .shared import RedisPins, RedisState, router_redis_settings
 from .upstream import Upstream
 
 log = logging.getLogger("gateway")

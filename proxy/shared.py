@@ -70,7 +70,7 @@ class RedisState:
     async def close(self) -> None:
         try:
             await self.client.aclose()
-        except Exception:  # noqa: BLE001 - closing a dead connection may fail; nothing to do
+        except Exception:
             log.debug("redis close failed", exc_info=True)
 
 
@@ -103,9 +103,9 @@ class RedisPins:
             return await client.get(full)
 
         value = await self.redis.run(op)
-        if value is UNAVAILABLE:
+        if isinstance(value, Unavailable):
             return await self.local.get(key)
-        return value.decode() if isinstance(value, bytes) else value
+        return value.decode() if isinstance(value, bytes) else None
 
     async def set(self, key: str, tier: str, ttl_s: float) -> None:
         await self.local.set(key, tier, ttl_s)

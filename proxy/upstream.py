@@ -80,6 +80,11 @@ _ALWAYS_FORBIDDEN = frozenset({
     "output_cost_per_token", "proxy_server_request", "secret_fields", "client",
 })
 
+# Providers whose litellm config drops `max_retries` as unsupported unless explicitly allowed
+# (measured: nvidia_nim retried a 429 twice, 40 s, with max_retries=0). Not for every provider:
+# ollama would put it in the request's options.
+_DROPS_MAX_RETRIES = frozenset({"nvidia_nim"})
+
 _RETRY_IN = re.compile(r"try again in (\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
@@ -183,8 +188,9 @@ class Upstream:
             # Some providers (cerebras, nvidia_nim) go through an OpenAI SDK client that retries a
             # 429 itself, sleeping through Retry-After (40 s measured for Retry-After: 20) while
             # the next provider could answer. Failover is the router's job: no client retries.
-            # nvidia_nim even drops `max_retries` as unsupported unless it is explicitly allowed.
-            params = {"max_retries": 0, "allowed_openai_params": ["max_retries"], **resolved.litellm_params}
+            params = {"max_retries": 0, **resolved.litellm_params}
+            if str(params["model"]).split("/", 1)[0] in _DROPS_MAX_RETRIES:
+                params.setdefault("allowed_openai_params", ["max_retries"])
             model_list.append({"model_name": d.model_name, "litellm_params": params, "model_info": model_info})
             self._by_id[d.public_name] = resolved
         settings = {"num_retries": 0, "allowed_fails": 0, **router_settings}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import anthropic
@@ -17,6 +18,11 @@ WEATHER_TOOL: Any = {
     "description": "Current weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
+
+
+def session() -> dict[str, str]:
+    """A session of its own: auto-routed calls here must not pin the shared gateway's sessions to a tier."""
+    return {"x-session-id": f"messages-test-{uuid.uuid4().hex}"}
 
 
 def directive(**behaviour: object) -> str:
@@ -38,7 +44,9 @@ def squeeze(types: list[str]) -> list[str]:
 
 @pytest.fixture
 def claude(gateway: Any) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=gateway.url, api_key=AGENT_KEY, max_retries=0, timeout=15)
+    return anthropic.Anthropic(
+        base_url=gateway.url, api_key=AGENT_KEY, max_retries=0, timeout=15, default_headers=session()
+    )
 
 
 def test_create_answers_in_anthropic_shape_with_gateway_headers(claude, fake):
@@ -62,7 +70,9 @@ def test_create_answers_in_anthropic_shape_with_gateway_headers(claude, fake):
 
 
 def test_bearer_token_and_beta_route(gateway):
-    client = anthropic.Anthropic(base_url=gateway.url, auth_token=AGENT_KEY, max_retries=0, timeout=15)
+    client = anthropic.Anthropic(
+        base_url=gateway.url, auth_token=AGENT_KEY, max_retries=0, timeout=15, default_headers=session()
+    )
     message = client.messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "hi"}])
     assert message.content[0].type == "text"
     beta = client.beta.messages.create(
@@ -78,6 +88,7 @@ def test_bearer_token_and_beta_route(gateway):
         headers={
             "x-api-key": AGENT_KEY,
             "anthropic-version": "2023-06-01",
+            **session(),
             "anthropic-beta": "interleaved-thinking-2025-05-14",
         },
         json={"model": MODEL, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
@@ -118,7 +129,7 @@ def test_sse_frames_name_each_event(gateway):
     with httpx.stream(
         "POST",
         gateway.url + "/v1/messages",
-        headers={"x-api-key": AGENT_KEY},
+        headers={"x-api-key": AGENT_KEY, **session()},
         timeout=15,
         json={
             "model": MODEL,
@@ -463,7 +474,7 @@ def test_error_shapes(gateway, body, status, kind):
         gateway.url + "/v1/messages",
         json=body,
         timeout=15,
-        headers={"x-api-key": AGENT_KEY, "anthropic-version": "2023-06-01"},
+        headers={"x-api-key": AGENT_KEY, "anthropic-version": "2023-06-01", **session()},
     )
     assert _anthropic_error(response, status)["type"] == kind
     assert PROVIDER_KEY not in response.text

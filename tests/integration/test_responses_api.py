@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -36,6 +37,22 @@ TEXT_EVENTS_TAIL = [
     "response.output_item.done",
     "response.completed",
 ]
+
+
+def auth() -> dict[str, str]:
+    """The agent key, and a session of its own: auto-routed calls here must not pin the shared gateway's sessions."""
+    return {"Authorization": f"Bearer {AGENT_KEY}", "x-session-id": f"responses-test-{uuid.uuid4().hex}"}
+
+
+@pytest.fixture
+def client(gateway: Any) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=gateway.url + "/v1",
+        api_key=AGENT_KEY,
+        max_retries=0,
+        timeout=15,
+        default_headers={"x-session-id": auth()["x-session-id"]},
+    )
 
 
 def directive(**behaviour: object) -> str:
@@ -122,7 +139,7 @@ def test_sse_frames_name_each_event(gateway):
     with httpx.stream(
         "POST",
         gateway.url + "/v1/responses",
-        headers={"Authorization": f"Bearer {AGENT_KEY}"},
+        headers=auth(),
         json={"model": "auto", "input": "x " + directive(text="a b"), "stream": True},
         timeout=15,
     ) as response:
@@ -350,9 +367,7 @@ def test_previous_response_id_is_refused(client, fake):
     ],
 )
 def test_bad_bodies_are_400_naming_the_field(gateway, body, param):
-    response = httpx.post(
-        gateway.url + "/v1/responses", json=body, headers={"Authorization": f"Bearer {AGENT_KEY}"}, timeout=15
-    )
+    response = httpx.post(gateway.url + "/v1/responses", json=body, headers=auth(), timeout=15)
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["param"] == param
@@ -374,7 +389,7 @@ def test_errors_use_openai_shape(gateway, client):
 def test_steering_fields_are_refused(gateway, fake):
     response = httpx.post(
         gateway.url + "/v1/responses",
-        headers={"Authorization": f"Bearer {AGENT_KEY}"},
+        headers=auth(),
         json={"model": "auto", "input": "x", "api_base": "http://127.0.0.1:9"},
         timeout=15,
     )
@@ -399,7 +414,7 @@ def test_both_agent_routes_escalate_a_bad_cheap_answer(make_gateway, fake):
     fake.set_behaviour("fake-fast", {"text": REFUSAL})
     fake.set_behaviour("fake-medium", {"text": GOOD})
     server = make_gateway()
-    headers = {"Authorization": f"Bearer {AGENT_KEY}"}
+    headers = auth()
     responses = httpx.post(
         server.url + "/v1/responses",
         headers=headers,

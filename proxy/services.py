@@ -158,8 +158,8 @@ class Gateway:
         async def charge(ctx: CallContext, result: Any, error: BaseException | None) -> None:
             response = result.response if result is not None else None
             if response is not None:
-                task = asyncio.create_task(
-                    self.limiter.add_tokens(ctx.state["limit_key"], response.prompt_tokens + response.completion_tokens))
+                tokens = response.prompt_tokens + response.completion_tokens
+                task = asyncio.create_task(self.limiter.add_tokens(ctx.state["limit_key"], tokens))
                 self._tasks.append(task)
                 task.add_done_callback(self._tasks.remove)
 

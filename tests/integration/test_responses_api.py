@@ -414,10 +414,9 @@ def test_both_agent_routes_escalate_a_bad_cheap_answer(make_gateway, fake):
     fake.set_behaviour("fake-fast", {"text": REFUSAL})
     fake.set_behaviour("fake-medium", {"text": GOOD})
     server = make_gateway()
-    headers = auth()
     responses = httpx.post(
         server.url + "/v1/responses",
-        headers=headers,
+        headers=auth(),  # a new session each: no pin
         timeout=15,
         json={"model": "gpt-5-codex", "input": "Explain how the TCP handshake works."},
     )
@@ -425,7 +424,7 @@ def test_both_agent_routes_escalate_a_bad_cheap_answer(make_gateway, fake):
     assert responses.json()["output"][0]["content"][0]["text"] == GOOD
     messages = httpx.post(
         server.url + "/v1/messages",
-        headers=headers,
+        headers=auth(),  # a new session each: no pin
         timeout=15,
         json={
             "model": "claude-sonnet-4-5",
@@ -444,11 +443,12 @@ def test_both_agent_routes_escalate_a_bad_cheap_answer(make_gateway, fake):
     with httpx.stream(
         "POST",
         server.url + "/v1/responses",
-        headers=headers,
+        headers=auth(),  # a new session each: no pin
         timeout=15,
         json={"model": "auto", "stream": True, "input": "Describe the TCP handshake, please."},
     ) as streamed:
         assert streamed.headers["x-gateway-tier"] == "medium"
+        assert "escalated to medium" in streamed.headers["x-gateway-route-reason"]
         payloads = [json.loads(line[6:]) for line in streamed.iter_lines() if line.startswith("data: ")]
     assert payloads[-1]["type"] == "response.completed"
     assert payloads[-1]["response"]["output"][0]["content"][0]["text"] == GOOD

@@ -223,3 +223,29 @@ def test_redis_going_away_mid_test_keeps_requests_succeeding(make_gateway, fake,
             time.sleep(0.5)
         else:
             raise AssertionError("the gateway did not go back to Redis")
+
+
+def test_free_tier_budget_rotates_to_the_next_provider_before_it_refuses(make_gateway, fake):
+    config = chain_config(fake.url)
+    config["router_settings"]["routing_strategy"] = "usage-based-routing-v2"
+    config["model_list"][3]["litellm_params"]["rpm"] = 2  # cerebras: a tiny free tier
+    server = make_gateway(config)
+    models = [ask(server).headers["x-gateway-model"] for _ in range(4)]
+    assert models[0] == "fake-cerebras"
+    assert models.count("fake-cerebras") <= 2 and "fake-groq" in models
+    assert all(r.status_code == 200 for r in [ask(server)])
+
+
+def test_client_disconnect_ends_the_call_and_is_audited(make_gateway, fake):
+    server = make_gateway(chain_config(fake.url))
+    fake.set_behaviour("fake-cerebras", {"text": " ".join(["word"] * 200), "tokens_per_s": 20})
+    body = {"model": "fake-cerebras", "stream": True, "messages": [{"role": "user", "content": "talk"}]}
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, headers=AUTH, timeout=30) as response:
+        request_id = response.headers["x-request-id"]
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                break  # the client goes away after the first chunk
+    from tests.integration.test_quality_pipeline import audit_row
+
+    row = audit_row(server, request_id, timeout=15)
+    assert row.status == "error" and row.error_class == "ClientDisconnected"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
@@ -68,13 +69,20 @@ def record_for(ctx: CallContext, result: CallResult | None, error: BaseException
 
 
 class Audit(BasePlugin):
+    """Hands each call's record to the sink (if auditing is on) and to observers (metrics)."""
+
     name = "audit"
 
-    def __init__(self, sink: Sink) -> None:
+    def __init__(self, sink: Sink | None, observers: Sequence[Callable[[AuditRecord], None]] = ()) -> None:
         self.sink = sink
+        self.observers = tuple(observers)
 
     async def before_call(self, ctx: CallContext) -> None:
         ctx.defer(self._record)
 
     async def _record(self, ctx: CallContext, result: CallResult | None, error: BaseException | None) -> None:
-        self.sink.submit(record_for(ctx, result, error))
+        record = record_for(ctx, result, error)
+        if self.sink is not None:
+            self.sink.submit(record)
+        for observe in self.observers:
+            observe(record)

@@ -6,7 +6,10 @@ dependencies, so reading this function tells you the whole pipeline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from store.records import AuditRecord
 
 from .audit import Audit, Sink
 from .base import Plugin
@@ -28,14 +31,15 @@ class PluginDeps:
     pins: PinStore
     pin_ttl_s: float
     sink: Sink | None
+    observers: list[Callable[[AuditRecord], None]] = field(default_factory=list)
 
 
 def build_plugins(names: list[str], deps: PluginDeps) -> list[Plugin]:
     plugins: list[Plugin] = []
     for name in names:
         if name == "audit":
-            if deps.sink is not None:
-                plugins.append(Audit(deps.sink))
+            if deps.sink is not None or deps.observers:
+                plugins.append(Audit(deps.sink, deps.observers))
         elif name == "tier_selection":
             plugins.append(TierSelection(deps.tiers, deps.task_types, deps.state, deps.pins, deps.pin_ttl_s))
         elif name == "cascade":

@@ -6,7 +6,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -14,6 +14,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import GatewayError, InvalidRequest, PayloadTooLarge
 
+# Paths whose overhead is measured (a closed set: metric labels never come from the request).
+API_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/completion",
+                        "/v1/classify", "/v1/responses", "/v1/messages"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,80}")
 
 
@@ -68,8 +71,9 @@ class GatewayHeaders:
     the gateway's share of the time to first byte.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, observe_overhead: Callable[[str, float], None] | None = None) -> None:
         self.app = app
+        self.observe_overhead = observe_overhead
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,10 +92,13 @@ class GatewayHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                overhead = (time.perf_counter() - started) * 1000 - state.get("upstream_ms", 0.0)
+                overhead = max((time.perf_counter() - started) * 1000 - state.get("upstream_ms", 0.0), 0.0)
+                path = scope["path"]
+                if self.observe_overhead is not None and path in API_ROUTES:
+                    self.observe_overhead(path, overhead / 1000)
                 headers = list(message.get("headers", ()))
                 headers.append((b"x-request-id", request_id.encode()))
-                headers.append((b"x-gateway-overhead-ms", f"{max(overhead, 0.0):.2f}".encode()))
+                headers.append((b"x-gateway-overhead-ms", f"{overhead:.2f}".encode()))
                 message["headers"] = headers
             await send(message)
 

@@ -35,6 +35,7 @@ from .auth import Authenticator, Caller
 from .catalog import Catalog
 from .keys import DatabaseKeys
 from .limits import Limiter
+from .metrics import GatewayMetrics
 from .settings import Settings, resolve_deployments
 from .shared import RedisPins, RedisState, router_redis_settings
 from .upstream import Upstream
@@ -68,6 +69,7 @@ class Gateway:
     engine: Engine
     sink: AuditSink | None
     redis: RedisState | None = None
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     skipped: list[str] = field(default_factory=list)
     ready: bool = False
     db_ready: bool = False
@@ -76,7 +78,7 @@ class Gateway:
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, settings: Settings) -> Gateway:
+    def build(cls, settings: Settings, metrics: GatewayMetrics | None = None) -> Gateway:
         deployments, skipped = resolve_deployments(settings)
         for line in skipped:
             log.warning("deployment left out: %s", line)
@@ -102,12 +104,16 @@ class Gateway:
         policy = Policy(quality.escalation_threshold, quality.max_escalations, quality.max_cost_per_request,
                         quality.escalate_on_error, quality.stream_mode == "buffer")
         pins = RedisPins(redis, LocalPins()) if redis else LocalPins()
-        deps = PluginDeps(settings.tiers, task_types, state, policy, pins, settings.session_pin_ttl_s, sink)
+        metrics = metrics or GatewayMetrics(known_task_types=set(task_types))
+        metrics.known_task_types = set(task_types)
+        deps = PluginDeps(settings.tiers, task_types, state, policy, pins, settings.session_pin_ttl_s, sink,
+                          observers=[metrics.observe])
         pipeline = Pipeline(build_plugins(settings.plugins, deps), upstream_call(upstream))
         keys = DatabaseKeys(session_factory(engine))
         return cls(settings=settings, upstream=upstream, auth=Authenticator(settings, keys.lookup),
                    limiter=Limiter(redis), catalog=Catalog(settings, available), pipeline=pipeline,
-                   task_types=task_types, state=state, engine=engine, sink=sink, redis=redis, skipped=skipped)
+                   task_types=task_types, state=state, engine=engine, sink=sink, redis=redis, metrics=metrics,
+                   skipped=skipped)
 
     async def start(self) -> None:
         await self._migrate_once()

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 
+from . import keys_cli
 from .errors import scrub
 from .settings import CONFIG_ENV, DEFAULT_CONFIG, ConfigError, load_settings, resolve_deployments
 
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     check = config_sub.add_parser("check", help="validate a config file without starting")
     check.add_argument("file", nargs="?", default=str(DEFAULT_CONFIG))
     check.set_defaults(func=_config_check)
+
+    keys_cli.register(sub)
 
     fake = sub.add_parser("fake-upstream", help="run the fake provider server (tests, bench, demos)",
                           add_help=False)

@@ -53,6 +53,8 @@ def base_config(fake_url: str, **gateway: Any) -> dict[str, Any]:
 class GatewayServer:
     def __init__(self, config: dict[str, Any], workdir: Path) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
+        # Each gateway gets its own data dir (SQLite audit DB, spool), unless the test chose one.
+        config.setdefault("gateway", {}).setdefault("data_dir", str(workdir / "data"))
         self.config_path = workdir / "gateway.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.settings = load_settings(self.config_path)

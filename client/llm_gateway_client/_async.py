@@ -61,7 +61,10 @@ class AsyncLLMGatewayClient:
         tools: list[dict[str, Any]] | None = None, **params: Any,
     ) -> ChatResult | AsyncChatStream:
         result = await self._run(self._core.chat(messages, model, stream, tools, params))
-        return AsyncChatStream(result) if stream else result  # type: ignore[return-value]
+        if stream:
+            return AsyncChatStream(result)
+        assert isinstance(result, ChatResult)
+        return result
 
     async def classify(
         self, input: str, labels: list[str], *, task: str | None = None, language: str | None = None,

@@ -66,7 +66,10 @@ class LLMGatewayClient:
     ) -> ChatResult | ChatStream:
         """`POST /v1/chat/completions` (OpenAI shape); `stream=True` returns an iterable of chunks."""
         result = self._run(self._core.chat(messages, model, stream, tools, params))
-        return ChatStream(result) if stream else result  # type: ignore[return-value]
+        if stream:
+            return ChatStream(result)
+        assert isinstance(result, ChatResult)
+        return result
 
     def classify(
         self, input: str, labels: list[str], *, task: str | None = None, language: str | None = None,

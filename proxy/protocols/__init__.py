@@ -58,3 +58,19 @@ def collapse(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     if all(p.get("type") == "text" for p in parts):
         return text_of_parts(parts)
     return parts
+
+
+def settle_trailing_system(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Move system messages that come after the last turn to just before it.
+
+    Claude Code appends environment notes as a `system` message after the user's turn; several
+    providers (Mistral, among the external chain) refuse a conversation whose last message is a
+    system message. The note keeps its content and stays next to the turn it belongs to.
+    """
+    trailing = 0
+    while trailing < len(messages) and messages[-1 - trailing].get("role") == "system":
+        trailing += 1
+    if trailing == 0 or trailing == len(messages):
+        return messages
+    last_turn = len(messages) - trailing - 1
+    return [*messages[:last_turn], *messages[last_turn + 1 :], messages[last_turn]]

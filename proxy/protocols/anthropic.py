@@ -27,7 +27,7 @@ from plugins.types import ChatRequest, ChatResponse
 from proxy.errors import GatewayError, InvalidRequest
 from proxy.schemas import OpenModel, validate
 
-from . import collapse, new_id, warning
+from . import collapse, new_id, settle_trailing_system, warning
 
 log = logging.getLogger("gateway.messages")
 
@@ -88,7 +88,7 @@ def to_chat(body: Any, task_type: str | None = None) -> MessagesCall:
         params["top_p"] = parsed.top_p
     metadata = parsed.metadata or {}
     chat = ChatRequest(
-        messages=messages,
+        messages=settle_trailing_system(messages),
         params=params,
         stream=parsed.stream,
         task_type=task_type or _str_or_none(metadata.get("task_type")),

@@ -26,7 +26,7 @@ from plugins.types import ChatRequest, ChatResponse
 from proxy.errors import GatewayError, InvalidRequest
 from proxy.schemas import OpenModel, validate
 
-from . import collapse, new_id, text_of_parts, warning
+from . import collapse, new_id, settle_trailing_system, text_of_parts, warning
 
 log = logging.getLogger("gateway.responses")
 
@@ -115,7 +115,7 @@ def to_chat(body: Any, task_type: str | None = None) -> ResponsesCall:
 
     metadata = parsed.metadata or {}
     chat = ChatRequest(
-        messages=messages,
+        messages=settle_trailing_system(messages),
         params=params,
         stream=parsed.stream,
         task_type=task_type or _str_or_none(metadata.get("task_type")),

@@ -4,7 +4,8 @@ The body is translated into a `ChatRequest` (proxy/protocols/anthropic.py) and r
 same pipeline as chat completions. Errors on these paths come out in Anthropic's shape
 (`proxy/app.py` renders them for every path under `/v1/messages`), and a failure after a stream
 has started is one final `event: error`. `anthropic-version` / `anthropic-beta` headers and the
-SDK's `?beta=true` are accepted and need nothing from the gateway.
+SDK's `?beta=true` are accepted and need nothing from the gateway. Claude Code's
+`x-claude-code-session-id` keys the session pin when the caller sends no `x-session-id`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ async def create_message(request: Request) -> Response:
         check_forbidden(body, gw.upstream.forbidden)
     call = protocol.to_chat(body, request.headers.get("x-task-type"))
     ctx = gw.context(request, caller, "messages", call.model, call.chat)
+    ctx.session_id = ctx.session_id or request.headers.get("x-claude-code-session-id")
     result = await gw.pipeline.run(ctx)
     request.state.upstream_ms = ctx.upstream_ms
     headers = gateway_headers(ctx, result)

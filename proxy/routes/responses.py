@@ -2,9 +2,13 @@
 
 The body is translated into a `ChatRequest` (proxy/protocols/responses.py), so tier selection,
 validators, the cascade, the gate and the audit all apply whatever provider serves the call.
-Dropped, unsupported tools and input items are named in `x-gateway-warning`. Like chat completions,
-a body carrying a litellm steering key (`api_base`, `mock_response`, ...) is refused, although
-nothing from the raw body is forwarded here: the translation builds every upstream parameter.
+Dropped, unsupported tools and input items are named in `x-gateway-warning`.
+
+Codex's `session-id` header keys the session pin when the caller sends no `x-session-id`, so one
+Codex conversation stays on its tier (without it, every session in one directory would share the
+pin of its identical first messages). Like chat completions, a body carrying a litellm steering
+key (`api_base`, `mock_response`, ...) is refused, although nothing from the raw body is
+forwarded here: the translation builds every upstream parameter.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ async def create_response(request: Request) -> Response:
         check_forbidden(body, gw.upstream.forbidden)
     call = protocol.to_chat(body, request.headers.get("x-task-type"))
     ctx = gw.context(request, caller, "responses", call.model, call.chat)
+    ctx.session_id = ctx.session_id or request.headers.get("session-id")
     result = await gw.pipeline.run(ctx)
     request.state.upstream_ms = ctx.upstream_ms
     headers = gateway_headers(ctx, result)

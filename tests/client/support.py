@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-SICK = (503, {}, {"error": {"message": "the gateway is sick", "type": "service_unavailable", "code": "sick"}})
+Answer = tuple[int, dict[str, str], Any]
+SICK: Answer = (503, {}, {"error": {"message": "the gateway is sick", "type": "service_unavailable", "code": "sick"}})
 
 
 @dataclass

@@ -80,7 +80,7 @@ def test_records_left_by_a_crash_are_uploaded_in_batches_and_only_once(make_gate
     413), and uploading the same records again adds nothing."""
     gateway = make_gateway(data_dir=str(tmp_path / "gateway-data"))
     state_dir.mkdir(parents=True)
-    records = [{"request_id": f"offline-crash-{i:04d}", "created_at": "2026-01-31T12:00:00+00:00",
+    records: list[dict[str, Any]] = [{"request_id": f"offline-crash-{i:04d}", "created_at": "2026-01-31T12:00:00+00:00",
                 "task_type": "chat", "model": "qwen2.5:7b", "prompt": f"q{i}", "output": f"a{i}",
                 "latency_ms": 10.0, "tokens_in": 3, "tokens_out": 4} for i in range(620)]
     lines = [json.dumps(r) for r in records]

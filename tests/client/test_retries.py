@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from llm_gateway_client import AuthenticationError, BadRequestError, LLMGatewayClient, RateLimitedError
 from llm_gateway_client._retry import RetryPolicy, backoff_delay, parse_retry_after, retry_delay
 
 COMPLETION = "/v1/completion"
-OK = (200, {}, {"id": "r1", "status": "approved", "confidence": 8.5, "model": "fake-fast", "task_type": "chat",
-                "latency_ms": 12.0, "tokens": {"in": 5, "out": 3}, "output": "fine"})
+OK: tuple[int, dict[str, str], Any] = (
+    200, {}, {"id": "r1", "status": "approved", "confidence": 8.5, "model": "fake-fast", "task_type": "chat",
+              "latency_ms": 12.0, "tokens": {"in": 5, "out": 3}, "output": "fine"})
 
 
 def error(status: int, message: str, error_type: str = "invalid_request_error", **headers: str):

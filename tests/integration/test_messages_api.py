@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
 
+from tests.support.agent_clis import agent_cli
 from tests.support.servers import AGENT_KEY, PROVIDER_KEY
 
 MODEL = "claude-sonnet-4-5"  # aliased to auto by the test config (claude-* -> auto)
@@ -342,6 +346,21 @@ def test_system_blocks_images_mid_conversation_system_and_unknown_fields(claude,
         assert dropped not in sent
 
 
+def test_trailing_system_message_moves_before_the_last_turn(claude, fake):
+    """Claude Code appends its environment notes as a system message after the user's turn."""
+    claude.messages.create(
+        model=MODEL,
+        max_tokens=20,
+        system="You are Claude Code.",
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "fix the bug " + directive(text="ok")}]},
+            {"role": "system", "content": [{"type": "text", "text": "# Environment\ncwd: /repo"}]},  # type: ignore[list-item]
+        ],
+    )
+    roles = [(m["role"], m["content"][:13]) for m in sent_body(fake)["messages"]]
+    assert roles == [("system", "You are Claud"), ("system", "# Environment"), ("user", "fix the bug [")]
+
+
 def test_server_tools_and_unknown_blocks_are_dropped_with_a_warning(claude, fake):
     raw = claude.messages.with_raw_response.create(
         model=MODEL,
@@ -500,3 +519,56 @@ def test_failure_after_stream_started_is_an_error_event(claude):
         seen.extend(event.type for event in events)
     assert "content_block_delta" in seen and "message_stop" not in seen
     assert info.value.body["type"] == "error" and info.value.body["error"]["message"]
+
+
+# --- end to end: the real Claude Code CLI ------------------------------------------------------------
+
+
+def test_claude_print_mode_runs_a_tool_loop_through_the_gateway(make_gateway, fake, tmp_path: Path):
+    """`claude -p` against the gateway: the model asks for Bash, Claude Code runs it, the model answers.
+
+    Needs Claude Code (`npm install -g @anthropic-ai/claude-code`, or CLAUDE_BIN=/path/to/claude). The main model
+    is a named deployment so the scripted answers are not escalated; background calls go to another one.
+    """
+    claude_cli = agent_cli("claude")
+    gateway = make_gateway(limits={"max_body_bytes": 4 * 1024 * 1024, "request_timeout_s": 30})  # ~80 KB bodies
+    work = tmp_path / "work"
+    work.mkdir()
+    fake.enqueue(
+        "fake-large",
+        {
+            "tool_calls": [
+                {
+                    "id": "toolu_e2e_1",
+                    "name": "Bash",
+                    "arguments": {"command": "echo gateway-e2e-ok", "description": "Print a marker"},
+                }
+            ]
+        },
+        {"text": "The command printed gateway-e2e-ok."},
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "ANTHROPIC_BASE_URL": gateway.url,
+        "ANTHROPIC_AUTH_TOKEN": AGENT_KEY,
+        "ANTHROPIC_MODEL": "fake-large",
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "fake-fast",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
+    done = subprocess.run(
+        [claude_cli, "-p", "Run the echo command", "--allowedTools", "Bash(echo:*)"],
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "The command printed gateway-e2e-ok." in done.stdout
+    sent = fake.requests_to("/chat/completions", model="fake-large")
+    assert len(sent) == 2
+    assert "Bash" in {t["function"]["name"] for t in sent[0].body["tools"]}
+    tool = next(m for m in sent[1].body["messages"] if m["role"] == "tool")
+    assert tool["tool_call_id"] == "toolu_e2e_1" and "gateway-e2e-ok" in tool["content"]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from tests.support.agent_clis import agent_cli
 from tests.support.servers import AGENT_KEY
 
 WEATHER_TOOL = {
@@ -452,3 +456,83 @@ def test_both_agent_routes_escalate_a_bad_cheap_answer(make_gateway, fake):
         payloads = [json.loads(line[6:]) for line in streamed.iter_lines() if line.startswith("data: ")]
     assert payloads[-1]["type"] == "response.completed"
     assert payloads[-1]["response"]["output"][0]["content"][0]["text"] == GOOD
+
+
+def test_agent_session_headers_keep_a_conversation_on_its_tier(make_gateway, fake):
+    """Codex's `session-id` and Claude Code's `x-claude-code-session-id` key the session pin."""
+    fake.set_behaviour("fake-fast", {"text": REFUSAL})
+    fake.set_behaviour("fake-medium", {"text": GOOD})
+    server = make_gateway()
+    key = {"Authorization": f"Bearer {AGENT_KEY}"}
+
+    def ask(path: str, session: dict[str, str], prompt: str) -> str:
+        body: dict[str, Any] = (
+            {"model": "gpt-5-codex", "input": prompt}
+            if path == "/v1/responses"
+            else {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": prompt}]}
+        )
+        answer = httpx.post(server.url + path, json=body, headers={**key, **session}, timeout=15)
+        assert answer.status_code == 200, answer.text
+        return answer.headers["x-gateway-route-reason"]
+
+    for path, header in (("/v1/responses", "session-id"), ("/v1/messages", "x-claude-code-session-id")):
+        session = {header: f"{header}-{uuid.uuid4().hex}"}
+        assert "escalated to medium" in ask(path, session, f"Explain the TCP handshake ({path}).")
+        assert "pinned to medium by session" in ask(path, session, f"Now explain UDP ({path}).")
+        other = {header: f"{header}-{uuid.uuid4().hex}"}
+        assert "pinned" not in ask(path, other, f"Now explain UDP ({path}).")
+
+
+# --- end to end: the real Codex CLI ------------------------------------------------------------------
+
+CODEX_CONFIG = """\
+model = "fake-large"
+model_provider = "gateway"
+
+[model_providers.gateway]
+name = "llm-gateway"
+base_url = "{url}/v1"
+env_key = "LLM_GATEWAY_API_KEY"
+wire_api = "responses"
+"""
+
+
+def test_codex_exec_runs_a_tool_loop_through_the_gateway(make_gateway, fake, tmp_path: Path):
+    """`codex exec` against the gateway: the model asks for a shell command, Codex runs it, the model answers.
+
+    Needs the Codex CLI (`npm install -g @openai/codex`, or CODEX_BIN=/path/to/codex). The model is a named
+    deployment so the scripted answers are not escalated; docs/agents.md uses `model = "auto"`.
+    """
+    codex = agent_cli("codex")
+    gateway = make_gateway(limits={"max_body_bytes": 4 * 1024 * 1024, "request_timeout_s": 30})  # Codex sends ~40 KB
+    home, work = tmp_path / "codex-home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    (home / "config.toml").write_text(CODEX_CONFIG.format(url=gateway.url))
+    fake.enqueue(
+        "fake-large",
+        {"tool_calls": [{"id": "call_codex_1", "name": "exec_command", "arguments": {"cmd": "echo gateway-e2e-ok"}}]},
+        {"text": "The command printed gateway-e2e-ok."},
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "CODEX_HOME": str(home),
+        "LLM_GATEWAY_API_KEY": AGENT_KEY,
+    }
+    done = subprocess.run(
+        [codex, "exec", "--skip-git-repo-check", "-s", "danger-full-access", "Run the echo command"],
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "The command printed gateway-e2e-ok." in done.stdout
+    sent = fake.requests_to("/chat/completions", model="fake-large")
+    assert len(sent) == 2
+    assert {"exec_command"} <= {t["function"]["name"] for t in sent[0].body["tools"]}
+    tool = next(m for m in sent[1].body["messages"] if m["role"] == "tool")
+    assert tool["tool_call_id"] == "call_codex_1" and "gateway-e2e-ok" in tool["content"]

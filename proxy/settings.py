@@ -173,6 +173,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     data_dir: str = "data"
+    public_url: str | None = None  # advertised in /openapi.json `servers` (e.g. for a ChatGPT Action)
     log_level: str = "INFO"
 
     @classmethod

@@ -68,7 +68,13 @@ async def _run(
     return ctx, result
 
 
-@router.post("/v1/completion")
+def _body_schema(model: type[OpenModel]) -> dict[str, Any]:
+    """OpenAPI request body for routes that read raw JSON (so bad input is our 400, not FastAPI's 422)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+@router.post("/v1/completion", openapi_extra=_body_schema(CompletionRequest), operation_id="completion",
+             summary="Run one task (code_generation, summarization, ...) through the gateway")
 async def completion(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     await gw.admit(request)
@@ -107,7 +113,8 @@ async def completion(request: Request) -> Response:
     return Response(json.dumps(answer), media_type="application/json", headers=_headers(request, ctx, result))
 
 
-@router.post("/v1/classify")
+@router.post("/v1/classify", openapi_extra=_body_schema(ClassifyRequest), operation_id="classify",
+             summary="Classify the input into one of the given labels")
 async def classify(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     await gw.admit(request)

@@ -257,3 +257,12 @@ def test_legacy_classify_with_an_unlisted_label_is_flagged(make_gateway, fake):
         json={"input": "The update broke my build.", "labels": ["positive", "negative"]},
     ).json()
     assert answer["label"] is None and answer["status"] != "approved"
+
+
+def test_openapi_schema_describes_the_legacy_routes_for_actions(make_gateway):
+    server = make_gateway(public_url="https://gateway.example.internal")
+    schema = httpx.get(server.url + "/openapi.json", timeout=10).json()
+    assert schema["servers"] == [{"url": "https://gateway.example.internal"}]
+    body = schema["paths"]["/v1/completion"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"task_type", "input"} <= set(body["required"]) and "language" in body["properties"]
+    assert schema["paths"]["/v1/completion"]["post"]["operationId"] == "completion"

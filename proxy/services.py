@@ -99,7 +99,8 @@ class Gateway:
             audit = settings.audit
             sink = AuditSink(engine, Spool(Path(settings.data_dir) / "spool"), store_content=audit.store_content,
                              batch_size=audit.batch_size, flush_interval_s=audit.flush_interval_s,
-                             max_queue=audit.queue_size)
+                             max_queue=audit.queue_size, write_timeout_s=audit.write_timeout_s,
+                             replay_interval_s=audit.replay_interval_s)
         quality = settings.quality
         policy = Policy(quality.escalation_threshold, quality.max_escalations, quality.max_cost_per_request,
                         quality.escalate_on_error, quality.stream_mode == "buffer")

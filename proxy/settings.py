@@ -146,6 +146,8 @@ class AuditConfig(_Strict):
     batch_size: int = Field(default=100, gt=0)
     flush_interval_s: float = Field(default=0.2, gt=0)
     queue_size: int = Field(default=10_000, gt=0)
+    write_timeout_s: float = Field(default=5.0, gt=0)
+    replay_interval_s: float = Field(default=5.0, gt=0)
 
 
 class Settings(BaseSettings):

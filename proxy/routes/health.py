@@ -8,6 +8,7 @@ import time
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from proxy.routes.review import review_queue_summary
 from proxy.services import Gateway
 
 router = APIRouter()
@@ -45,7 +46,9 @@ async def health(request: Request) -> Response:
     now = time.monotonic()
     cached = getattr(request.app.state, "health_cache", None)
     if cached is None or now - cached[0] > _CACHE_S:
-        cached = (now, json.dumps(_summary(gw)).encode())
+        body = _summary(gw)
+        body["queue"] = (await review_queue_summary(request.app.state))["queue"]
+        cached = (now, json.dumps(body).encode())
         request.app.state.health_cache = cached
     return Response(cached[1], media_type="application/json", status_code=200 if gw.ready else 503)
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from proxy.routes.review import review_queue_summary
 from proxy.services import Gateway
 
 router = APIRouter()
@@ -15,5 +16,6 @@ router = APIRouter()
 @router.get("/v1/metrics")
 async def metrics(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
-    gw.metrics.refresh(gw)
+    review = await review_queue_summary(request.app.state)
+    gw.metrics.refresh(gw, review["queue"])
     return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -13,6 +13,7 @@ Rates the alert rules need:
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -97,7 +98,7 @@ class GatewayMetrics:
         if status != "error":
             self.verdicts.labels(status).inc()
         steps = [s.get("tier") for s in record.steps]
-        for before, after in zip(steps, steps[1:], strict=False):
+        for before, after in pairwise(steps):
             self.escalations.labels(before or "none", after or "none").inc()
         failed = False
         for attempt in record.attempts:

@@ -46,6 +46,12 @@ class LearnedState:
         }
 
 
+def initial_state(thresholds: Thresholds, task_types: dict[str, Any], scorer: Scorer) -> LearnedState:
+    """Version 0: configured thresholds, weights and task-type tiers, until a learned one is loaded."""
+    assignments = {name: task.tier for name, task in task_types.items()}
+    return LearnedState(0, thresholds, assignments, dict(scorer.weights), {}, scorer)
+
+
 class StateError(ValueError):
     """A learned state that must not be served (the message says why)."""
 

@@ -132,6 +132,11 @@ class GatewayMetrics:
         self.threshold.labels("review").set(state.thresholds.review)
         self.threshold.labels("approved").set(state.thresholds.approved)
         self.learned_version.set(state.version)
+        poller = getattr(gateway, "poller", None)
+        if poller is not None:
+            for cycle, at in poller.runs.items():
+                self.cycle_last_success.labels(cycle).set(at.timestamp())
+            self.threshold_clamped.set(1 if poller.clamped else 0)
         if review:
             self.review_queue.set(review.get("pending_review", 0))
             self.review_oldest.set(review.get("oldest_age_s", 0) or 0)

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from plugins.base import CallContext, Pipeline
 from plugins.cascade import Policy
 from plugins.registry import PluginDeps, build_plugins
-from plugins.state import LearnedState, StateHolder, Thresholds
+from plugins.state import LearnedState, StateHolder, Thresholds, initial_state
 from plugins.tasks import TaskType, build_task_types
 from plugins.terminal import upstream_call
 from plugins.tiering import LocalPins
@@ -31,6 +31,8 @@ from store.db import make_engine, migrate, session_factory
 from store.spool import Spool
 
 from . import __version__
+from learning.reload import StatePoller
+
 from .auth import Authenticator, Caller
 from .catalog import Catalog
 from .keys import DatabaseKeys
@@ -44,16 +46,12 @@ log = logging.getLogger("gateway")
 
 
 def database_url(settings: Settings) -> str:
-    if settings.database_url:
-        return settings.database_url
-    return f"sqlite:///{Path(settings.data_dir).resolve() / 'gateway.db'}"
+    return settings.resolved_database_url
 
 
-def initial_state(settings: Settings, task_types: dict[str, TaskType], scorer: Scorer) -> LearnedState:
-    """Version 0: the config's thresholds, weights and task-type tiers, until a learned one is loaded."""
+def configured_state(settings: Settings, task_types: dict[str, TaskType], scorer: Scorer) -> LearnedState:
     thresholds = Thresholds(settings.quality.thresholds.review, settings.quality.thresholds.approved)
-    assignments = {name: task.tier for name, task in task_types.items()}
-    return LearnedState(0, thresholds, assignments, dict(scorer.weights), {}, scorer)
+    return initial_state(thresholds, task_types, scorer)
 
 
 @dataclass
@@ -69,6 +67,7 @@ class Gateway:
     engine: Engine
     sink: AuditSink | None
     redis: RedisState | None = None
+    poller: StatePoller | None = None
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     skipped: list[str] = field(default_factory=list)
     ready: bool = False
@@ -92,7 +91,7 @@ class Gateway:
         available = set(upstream.groups) | {d.deployment.public_name for d in deployments}
         task_types = build_task_types(settings.task_types)
         scorer = Scorer(build_validators(settings.quality.validators), settings.quality.weights)
-        state = StateHolder(initial_state(settings, task_types, scorer), settings.tiers, scorer)
+        state = StateHolder(configured_state(settings, task_types, scorer), settings.tiers, scorer)
         engine = make_engine(database_url(settings))
         sink = None
         if settings.audit.enabled:
@@ -118,6 +117,9 @@ class Gateway:
 
     async def start(self) -> None:
         await self._migrate_once()
+        # New learned states (from `llm-gateway learn`) are picked up within seconds, no restart.
+        self.poller = StatePoller(self.engine, self.state, interval_s=self.settings.learning.reload_interval_s)
+        await self.poller.start()
         if not self.db_ready:
             self._tasks.append(asyncio.create_task(self._migrate_until_ready(), name="migrate-retry"))
         if self.sink is not None:
@@ -126,6 +128,8 @@ class Gateway:
 
     async def stop(self) -> None:
         self.ready = False
+        if self.poller is not None:
+            await self.poller.stop()
         for task in self._tasks:
             task.cancel()
         if self.sink is not None:

@@ -24,6 +24,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from learning.config import LearningConfig
+
 ENV_REF = "os.environ/"
 CONFIG_ENV = "LLM_GATEWAY_CONFIG"  # how `serve --workers N` hands the config path to its workers
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "litellm.yaml"
@@ -172,6 +174,7 @@ class Settings(BaseSettings):
     task_types: dict[str, TaskTypeConfig] = Field(default_factory=dict)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     session_pin_ttl_s: float = Field(default=1800.0, ge=0)
+    learning: LearningConfig = Field(default_factory=LearningConfig)
     database_url: str | None = None
     redis_url: str | None = None
     data_dir: str = "data"
@@ -222,6 +225,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"model_list.{i}.model_info.id: {name!r} is also used by model_list.{seen[name]}")
             seen[name] = i
         return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """`database_url`, else the embedded default: SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir).resolve() / 'gateway.db'}"
 
     @property
     def version(self) -> str:

@@ -59,9 +59,9 @@ class LearningContext:
         engine: Engine | None = None,
         overlay_path: str | Path | None = None,
     ) -> LearningContext:
+        from plugins.state import Thresholds, initial_state
         from plugins.tasks import build_task_types
         from plugins.validators import build_validators
-        from plugins.state import Thresholds, initial_state
 
         config = config or from_settings(settings)
         engine = engine or make_engine(settings.resolved_database_url)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
+from learning.reload import StatePoller
 from plugins.base import CallContext, Pipeline
 from plugins.cascade import Policy
 from plugins.registry import PluginDeps, build_plugins
@@ -31,8 +32,6 @@ from store.db import make_engine, migrate, session_factory
 from store.spool import Spool
 
 from . import __version__
-from learning.reload import StatePoller
-
 from .auth import Authenticator, Caller
 from .catalog import Catalog
 from .keys import DatabaseKeys

@@ -9,6 +9,7 @@ is built after the gate has spoken (finalizers run last-registered first) and on
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -73,15 +74,22 @@ class Audit(BasePlugin):
 
     name = "audit"
 
-    def __init__(self, sink: Sink | None, observers: Sequence[Callable[[AuditRecord], None]] = ()) -> None:
+    def __init__(self, sink: Sink | None, observers: Sequence[Callable[[AuditRecord], None]] = (),
+                 spot_check_share: float = 0.0, rng: random.Random | None = None) -> None:
         self.sink = sink
         self.observers = tuple(observers)
+        self.spot_check_share = spot_check_share
+        self.rng = rng or random.Random()
 
     async def before_call(self, ctx: CallContext) -> None:
         ctx.defer(self._record)
 
     async def _record(self, ctx: CallContext, result: CallResult | None, error: BaseException | None) -> None:
         record = record_for(ctx, result, error)
+        # A sample of what the gate let through goes to reviewers too: without it, nobody can
+        # tell how often `approved` answers are actually right (the thresholds cycle needs it).
+        if record.status in ("approved", "warning") and self.rng.random() < self.spot_check_share:
+            record.spot_check = True
         if self.sink is not None:
             self.sink.submit(record)
         for observe in self.observers:

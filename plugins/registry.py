@@ -32,6 +32,7 @@ class PluginDeps:
     pin_ttl_s: float
     sink: Sink | None
     observers: list[Callable[[AuditRecord], None]] = field(default_factory=list)
+    spot_check_share: float = 0.0
 
 
 def build_plugins(names: list[str], deps: PluginDeps) -> list[Plugin]:
@@ -39,7 +40,7 @@ def build_plugins(names: list[str], deps: PluginDeps) -> list[Plugin]:
     for name in names:
         if name == "audit":
             if deps.sink is not None or deps.observers:
-                plugins.append(Audit(deps.sink, deps.observers))
+                plugins.append(Audit(deps.sink, deps.observers, deps.spot_check_share))
         elif name == "tier_selection":
             plugins.append(TierSelection(deps.tiers, deps.task_types, deps.state, deps.pins, deps.pin_ttl_s))
         elif name == "cascade":

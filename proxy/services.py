@@ -106,7 +106,7 @@ class Gateway:
         metrics = metrics or GatewayMetrics(known_task_types=set(task_types))
         metrics.known_task_types = set(task_types)
         deps = PluginDeps(settings.tiers, task_types, state, policy, pins, settings.session_pin_ttl_s, sink,
-                          observers=[metrics.observe])
+                          observers=[metrics.observe], spot_check_share=settings.audit.spot_check_share)
         pipeline = Pipeline(build_plugins(settings.plugins, deps), upstream_call(upstream))
         keys = DatabaseKeys(session_factory(engine))
         return cls(settings=settings, upstream=upstream, auth=Authenticator(settings, keys.lookup),

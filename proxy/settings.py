@@ -149,6 +149,8 @@ class AuditConfig(_Strict):
     flush_interval_s: float = Field(default=0.2, gt=0)
     queue_size: int = Field(default=10_000, gt=0)
     write_timeout_s: float = Field(default=5.0, gt=0)
+    # Share of warning/approved answers also sent to the review queue (see docs/adr/0003).
+    spot_check_share: float = Field(default=0.05, ge=0, le=1)
     replay_interval_s: float = Field(default=5.0, gt=0)
 
 

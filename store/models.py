@@ -125,6 +125,8 @@ class AuditLog(Base):
     prompt: Mapped[str | None] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text)
     offline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A warning/approved answer sampled for review (unbiased reviewer acceptance for the learner).
+    spot_check: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ReviewItem(Base):

@@ -83,6 +83,11 @@ class AuditRecord:
     prompt: str | None = None
     output: str | None = None
     offline: bool = False
+    spot_check: bool = False
+
+    @property
+    def needs_review(self) -> bool:
+        return self.status == "pending_review" or self.spot_check
 
     def to_row(self) -> dict[str, Any]:
         """The `audit_log` column values (no `id`), hashes filled in; content not yet filtered.
@@ -123,6 +128,7 @@ class AuditRecord:
             "prompt": _opt_str(self.prompt),
             "output": _opt_str(self.output),
             "offline": bool(self.offline),
+            "spot_check": bool(self.spot_check),
         }
 
 
@@ -146,6 +152,7 @@ def row_to_json(row: dict[str, Any]) -> dict[str, Any]:
 def row_from_json(data: dict[str, Any]) -> dict[str, Any]:
     """Inverse of `row_to_json`."""
     row = dict(data)
+    row.setdefault("spot_check", False)  # spooled before the column existed
     created = row.get("created_at")
     if isinstance(created, str):
         parsed = datetime.fromisoformat(created)

@@ -186,14 +186,15 @@ _JSON_COLUMNS = ("attempts", "steps", "validator_scores")
 _FLOAT_COLUMNS = ("confidence", "latency_ms", "ttft_ms", "cost")
 
 
-def keeps_content(policy: ContentPolicy, status: str) -> bool:
-    return policy == "all" or (policy == "review_only" and status == "pending_review")
+def keeps_content(policy: ContentPolicy, status: str, spot_check: bool = False) -> bool:
+    """`review_only` keeps what a reviewer must read: pending_review and spot-checked answers."""
+    return policy == "all" or (policy == "review_only" and (status == "pending_review" or spot_check))
 
 
 def prepare_row(record: AuditRecord, policy: ContentPolicy = "review_only") -> dict[str, Any]:
     """The row the sink writes for `record`: policy applied, secrets redacted, values cleaned."""
     row = record.to_row()
-    if keeps_content(policy, record.status):
+    if keeps_content(policy, record.status, record.spot_check):
         for name in ("prompt", "output"):
             if row[name] is not None:
                 row[name] = redact(row[name])

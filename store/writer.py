@@ -114,12 +114,14 @@ class AuditWriter:
         with self.engine.begin() as connection:
             self._set_timeout(connection)
             connection.execute(insert_ignore(connection, _AUDIT, "request_id"), list(rows))
-            pending = {row["request_id"]: row for row in rows if row.get("status") == "pending_review"}
+            pending = {row["request_id"]: row for row in rows
+                       if row.get("status") == "pending_review" or row.get("spot_check")}
             if not pending:
                 return
             found = connection.execute(
                 select(_AUDIT.c.id, _AUDIT.c.request_id).where(
-                    _AUDIT.c.request_id.in_(list(pending)), _AUDIT.c.status == "pending_review"
+                    _AUDIT.c.request_id.in_(list(pending)),
+                    (_AUDIT.c.status == "pending_review") | _AUDIT.c.spot_check,
                 )
             ).all()
             now = datetime.now(UTC)

@@ -266,3 +266,19 @@ def test_openapi_schema_describes_the_legacy_routes_for_actions(make_gateway):
     body = schema["paths"]["/v1/completion"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"task_type", "input"} <= set(body["required"]) and "language" in body["properties"]
     assert schema["paths"]["/v1/completion"]["post"]["operationId"] == "completion"
+
+
+def test_a_share_of_approved_answers_is_spot_checked_by_reviewers(make_gateway, fake):
+    from store.db import session_factory
+    from store.models import ReviewItem
+
+    fake.set_behaviour("fake-fast", {"text": GOOD})
+    server = make_gateway(audit={"spot_check_share": 1.0})
+    response = chat(server, "Explain how the TCP handshake works.")
+    assert response.headers["x-gateway-status"] == "approved"
+    row = audit_row(server, response.headers["x-request-id"])
+    assert row.spot_check and row.status == "approved"
+    assert row.output == GOOD  # kept for the reviewer under the default review_only policy
+    with session_factory(server.gateway.engine)() as session:
+        item = session.query(ReviewItem).filter_by(audit_id=row.id).one()
+    assert item.state == "pending"

@@ -4,15 +4,18 @@
 
 Starts the fake upstream (fixed latency, a ~20-word answer) and `llm-gateway serve` as subprocesses
 on free loopback ports, then for every (mode, concurrency) sends the same chat completion
-requests straight to the fake and through the gateway (closed loop, httpx, HTTP/1.1 keep-alive,
-a warm-up that is not measured) and prints one markdown table: requests/s, p50/p99 latency, time
-to first byte for streams, the gateway's own `x-gateway-overhead-ms`, CPU milliseconds per
-request of the gateway and of the fake (utime+stime from /proc), and peak RSS.
+requests straight to the fake and through the gateway (closed loop, one httpx client and
+keep-alive HTTP/1.1 connection per simulated client, a warm-up that is not measured) and prints
+one markdown table: requests/s, p50/p99 latency, time to first byte for streams, the gateway's
+own `x-gateway-overhead-ms`, CPU milliseconds per request of the gateway and of the fake
+(utime+stime from /proc), and peak RSS.
 
 Bars (docs: GUIDE.md section 8, NOTES-litellm.md): non-streaming overhead p50 <= 10 ms at
 concurrency 1 with one worker; CPU per request against ~6 ms for a bare FastAPI + Router app and
 ~16 ms for the LiteLLM proxy server. The load generator runs on the same cores as both servers,
-so throughput at 16/64 clients is a property of this whole machine, not of the gateway alone.
+so throughput at 16/64 clients is a property of this whole machine, not of the gateway alone; the
+"other procs" column shows how much CPU anything else used during each measurement (a run where it
+is high is noisy: `--wait-idle 300` waits for a quiet machine first).
 A benchmark, not a test: nothing here asserts a timing.
 """
 
@@ -392,6 +395,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests-c1", type=int, default=None, help="requests per scenario at 1 client")
     parser.add_argument("--shared-pool", action="store_true", help="all workers share one httpx pool (slow "
                         "client at high concurrency) instead of one keep-alive client per worker")
+    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                        help="wait up to this long for other processes to go quiet before starting (default 0)")
     parser.add_argument("--warmup", type=int, default=30, help="unmeasured requests per scenario (at least the "
                         "client count)")
     args = parser.parse_args(argv)
@@ -425,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         try:
             info["idle_busy_cores"] = idle_load()
+            waited_until = time.monotonic() + args.wait_idle
+            while info["idle_busy_cores"] > NOISY_CORES and time.monotonic() < waited_until:
+                info["idle_busy_cores"] = idle_load(2.0)
             if info["idle_busy_cores"] > NOISY_CORES:
                 eprint(f"warning: the machine is not idle ({info['idle_busy_cores']:.2f} cores busy before the bench)")
             eprint("starting the fake upstream and the gateway ...")

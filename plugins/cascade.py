@@ -24,6 +24,7 @@ from .state import StateHolder
 from .streams import Accumulator, replay
 from .tasks import TaskType
 from .types import ChatResponse
+from .validators.execution import run_prechecks
 
 log = logging.getLogger("gateway.cascade")
 
@@ -99,12 +100,15 @@ class Cascade(BasePlugin):
                     escalations += 1
                     continue
                 assert result.response is not None
+                # Checks that must not block the event loop (code execution) run first, off it.
+                checks_ms = await run_prechecks(scorer.validators, ctx.request, result.response,
+                                                deadline_s=ctx.remaining())
                 scoring = scorer.score(ctx.request, result.response)
                 result.confidence = scoring.confidence
                 result.validator_scores = {r.name: r.score for r in scoring.results if not r.abstained}
                 ctx.state["validator_results"] = scoring.results
                 spent += result.served.cost
-                self._step(ctx, result, scoring.confidence, started)
+                self._step(ctx, result, scoring.confidence, started, checks_ms=checks_ms)
                 if best is None or (result.confidence or 0) > (best.confidence or 0):
                     best = result
                 if scoring.confidence >= policy.threshold or not more:
@@ -127,6 +131,7 @@ class Cascade(BasePlugin):
         confidence: float | None,
         started: float,
         error: GatewayError | None = None,
+        checks_ms: dict[str, float] | None = None,
     ) -> None:
         ctx.steps.append(
             {
@@ -136,6 +141,7 @@ class Cascade(BasePlugin):
                 "cost": result.served.cost if result else 0.0,
                 "latency_ms": round((time.perf_counter() - started) * 1000, 1),
                 **({"error": type(error).__name__} if error else {}),
+                **({"checks_ms": checks_ms} if checks_ms else {}),
             }
         )
 
@@ -151,12 +157,13 @@ class Cascade(BasePlugin):
                 acc.add(chunk)
                 yield chunk
             response: ChatResponse = acc.response(result.served.model)
+            checks_ms = await run_prechecks(scorer.validators, ctx.request, response, deadline_s=ctx.remaining())
             scoring = scorer.score(ctx.request, response)
             result.response = response
             result.confidence = scoring.confidence
             result.validator_scores = {r.name: r.score for r in scoring.results if not r.abstained}
             ctx.state["validator_results"] = scoring.results
-            self._step(ctx, result, scoring.confidence, started)
+            self._step(ctx, result, scoring.confidence, started, checks_ms=checks_ms)
 
         result.stream = scored()
         return result

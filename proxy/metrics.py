@@ -57,6 +57,9 @@ class GatewayMetrics:
                                  registry=r)
         self.validation_failures = Counter(p + "validation_failures_total", "Answers a validator failed",
                                            ["validator"], registry=r)
+        self.check_seconds = Histogram(p + "validator_check_seconds", "Time of checks run off the event loop "
+                                       "(code execution in the sandbox)", ["validator"], buckets=OVERHEAD_BUCKETS
+                                       + (0.5, 1, 2, 5), registry=r)
         self.review_queue = Gauge(p + "review_queue_depth", "Items pending human review", registry=r)
         self.review_oldest = Gauge(p + "review_queue_oldest_age_seconds", "Age of the oldest pending item",
                                    registry=r)
@@ -97,6 +100,9 @@ class GatewayMetrics:
             self.confidence.labels(self.task_label(record.task_type), tier).observe(record.confidence)
         if status != "error":
             self.verdicts.labels(status).inc()
+        for step in record.steps:
+            for name, ms in (step.get("checks_ms") or {}).items():  # type: ignore[attr-defined]
+                self.check_seconds.labels(name).observe(ms / 1000)
         steps = [s.get("tier") for s in record.steps]
         for before, after in pairwise(steps):
             self.escalations.labels(before or "none", after or "none").inc()

@@ -27,6 +27,7 @@ from plugins.terminal import upstream_call
 from plugins.tiering import LocalPins
 from plugins.types import ChatRequest
 from plugins.validators import Scorer, build_validators
+from plugins.validators.execution import ExecutionValidator
 from store.audit_sink import AuditSink
 from store.db import make_engine, migrate, session_factory
 from store.spool import Spool
@@ -89,7 +90,10 @@ class Gateway:
         upstream = Upstream(deployments, router_settings, secrets=secrets)
         available = set(upstream.groups) | {d.deployment.public_name for d in deployments}
         task_types = build_task_types(settings.task_types)
-        scorer = Scorer(build_validators(settings.quality.validators), settings.quality.weights)
+        validators = build_validators(settings.quality.validators)
+        if settings.quality.execution.enabled_task_types:
+            validators.append(ExecutionValidator(settings.quality.execution))
+        scorer = Scorer(validators, settings.quality.weights)
         state = StateHolder(configured_state(settings, task_types, scorer), settings.tiers, scorer)
         engine = make_engine(database_url(settings))
         sink = None
@@ -123,6 +127,9 @@ class Gateway:
             self._tasks.append(asyncio.create_task(self._migrate_until_ready(), name="migrate-retry"))
         if self.sink is not None:
             await self.sink.start()
+        for validator in self._validators_with("sandbox"):
+            # The first code check should not pay the sandbox's cold start.
+            await asyncio.to_thread(validator.sandbox.warm_up)
         self.ready = True
 
     async def stop(self) -> None:
@@ -135,7 +142,13 @@ class Gateway:
             await self.sink.stop()
         if self.redis is not None:
             await self.redis.close()
+        for validator in self._validators_with("close"):
+            validator.close()
         self.engine.dispose()
+
+    def _validators_with(self, attribute: str) -> list[Any]:
+        scorer = self.state.current.scorer
+        return [v for v in (scorer.validators if scorer else ()) if hasattr(v, attribute)]
 
     async def _migrate_once(self) -> None:
         try:

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from learning.config import LearningConfig
+from plugins.validators.execution import ExecutionConfig
 
 ENV_REF = "os.environ/"
 CONFIG_ENV = "LLM_GATEWAY_CONFIG"  # how `serve --workers N` hands the config path to its workers
@@ -129,6 +130,8 @@ class QualityConfig(_Strict):
     # passthrough: streams go straight through (scored at the end, never escalated).
     stream_mode: Literal["buffer", "passthrough"] = "buffer"
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+    # Runs generated code against the prompt's examples in a sandbox; off until task types are named.
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
 
 
 class TaskTypeConfig(_Strict):

@@ -58,8 +58,8 @@ class GatewayMetrics:
         self.validation_failures = Counter(p + "validation_failures_total", "Answers a validator failed",
                                            ["validator"], registry=r)
         self.check_seconds = Histogram(p + "validator_check_seconds", "Time of checks run off the event loop "
-                                       "(code execution in the sandbox)", ["validator"], buckets=OVERHEAD_BUCKETS
-                                       + (0.5, 1, 2, 5), registry=r)
+                                       "(code execution in the sandbox)", ["validator"],
+                                       buckets=(*OVERHEAD_BUCKETS, 0.5, 1, 2, 5), registry=r)
         self.review_queue = Gauge(p + "review_queue_depth", "Items pending human review", registry=r)
         self.review_oldest = Gauge(p + "review_queue_oldest_age_seconds", "Age of the oldest pending item",
                                    registry=r)

@@ -208,23 +208,26 @@ class Upstream:
 
     # -- calls ----------------------------------------------------------------------------------
 
-    async def chat(self, model: str, request: ChatRequest, timeout: float) -> tuple[ChatResponse, Served]:
+    async def _call(self, method: Any, model: str, allowed: frozenset[str], params: dict[str, Any],
+                    timeout: float, **fixed: Any) -> tuple[Any, Served]:
+        """One router call: allowlisted params, the request's deadline, failures mapped, who served."""
         router_model, extra = self.target(model)
         metadata: dict[str, Any] = {}
-        kwargs = {k: v for k, v in request.params.items() if k in CHAT_PARAMS}
+        kwargs = {k: v for k, v in params.items() if k in allowed}
         started = time.perf_counter()
         try:
             response = await asyncio.wait_for(
-                self.router.acompletion(model=router_model, messages=request.messages, metadata=metadata,
-                                        **kwargs, **extra),
-                timeout,
-            )
+                method(model=router_model, metadata=metadata, **fixed, **kwargs, **extra), timeout)
         except Exception as exc:
             raise self._failed(exc, model, metadata, started) from None
+        return response, self._served(response, model, metadata, started)
+
+    async def chat(self, model: str, request: ChatRequest, timeout: float) -> tuple[ChatResponse, Served]:
+        response, served = await self._call(self.router.acompletion, model, CHAT_PARAMS, request.params, timeout,
+                                            messages=request.messages)
         body = _openai_body(response)
         if not body.get("choices"):
             raise UpstreamError("the provider returned an answer with no choices")
-        served = self._served(response, model, metadata, started)
         return ChatResponse.from_openai(body), served
 
     async def chat_stream(self, model: str, request: ChatRequest, timeout: float) -> StreamHandle:
@@ -275,37 +278,16 @@ class Upstream:
 
     async def text_completion(self, model: str, prompt: Any, params: dict[str, Any],
                               timeout: float) -> tuple[dict[str, Any], Served]:
-        router_model, extra = self.target(model)
-        metadata: dict[str, Any] = {}
-        kwargs = {k: v for k, v in params.items() if k in COMPLETION_PARAMS}
-        started = time.perf_counter()
-        try:
-            response = await asyncio.wait_for(
-                self.router.atext_completion(model=router_model, prompt=prompt, metadata=metadata,
-                                             **kwargs, **extra),
-                timeout,
-            )
-        except Exception as exc:
-            raise self._failed(exc, model, metadata, started) from None
+        response, served = await self._call(self.router.atext_completion, model, COMPLETION_PARAMS, params,
+                                            timeout, prompt=prompt)
         body = response.model_dump(exclude_none=True)
         body.pop("_hidden_params", None)
-        return body, self._served(response, model, metadata, started)
+        return body, served
 
     async def embedding(self, model: str, inputs: Any, params: dict[str, Any], encoding_format: str,
                         timeout: float) -> tuple[dict[str, Any], Served]:
-        router_model, extra = self.target(model)
-        metadata: dict[str, Any] = {}
-        kwargs = {k: v for k, v in params.items() if k in EMBEDDING_PARAMS}
-        started = time.perf_counter()
-        try:
-            response = await asyncio.wait_for(
-                self.router.aembedding(model=router_model, input=inputs, metadata=metadata,
-                                       **kwargs, **extra),
-                timeout,
-            )
-        except Exception as exc:
-            raise self._failed(exc, model, metadata, started) from None
-        served = self._served(response, model, metadata, started)
+        response, served = await self._call(self.router.aembedding, model, EMBEDDING_PARAMS, params, timeout,
+                                            input=inputs)
         data = []
         for i, item in enumerate(response.data or []):
             vector = item["embedding"] if isinstance(item, dict) else item.embedding

@@ -21,15 +21,14 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
-from plugins.base import CallResult
+from plugins.base import CallContext, CallResult
 from plugins.tasks import language_name
 from plugins.types import ChatRequest
+from proxy.auth import Caller
 from proxy.errors import InvalidRequest
-from proxy.http import read_json
 from proxy.schemas import OpenModel, validate
-from proxy.services import Gateway
 
-from .openai import gateway_headers
+from .common import admitted_body, gateway_of, run_pipeline
 
 router = APIRouter()
 
@@ -58,14 +57,12 @@ def _caller_name(authenticated: str, label: str | None) -> str:
 
 
 async def _run(
-    gw: Gateway, request: Request, route: str, requested: str, chat: ChatRequest, label: str | None
-) -> tuple[Any, CallResult]:
-    caller = request.state.caller
-    ctx = gw.context(request, caller, route, requested, chat)
+    request: Request, caller: Caller, route: str, requested: str, chat: ChatRequest, label: str | None
+) -> tuple[CallContext, CallResult, dict[str, str]]:
+    ctx = gateway_of(request).context(request, caller, route, requested, chat)
     ctx.caller = _caller_name(caller.name, label)
-    result = await gw.pipeline.run(ctx)
-    request.state.upstream_ms = ctx.upstream_ms
-    return ctx, result
+    result, headers = await run_pipeline(request, ctx)
+    return ctx, result, headers
 
 
 def _body_schema(model: type[OpenModel]) -> dict[str, Any]:
@@ -76,9 +73,8 @@ def _body_schema(model: type[OpenModel]) -> dict[str, Any]:
 @router.post("/v1/completion", openapi_extra=_body_schema(CompletionRequest), operation_id="completion",
              summary="Run one task (code_generation, summarization, ...) through the gateway")
 async def completion(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    await gw.admit(request)
-    body = await _body(gw, request)
+    gw = gateway_of(request)
+    caller, body = await admitted_body(request)
     parsed: CompletionRequest = validate(CompletionRequest, body)
     task = gw.task_types.get(parsed.task_type)
     if task is None:
@@ -97,7 +93,8 @@ async def completion(request: Request) -> Response:
         task_type=task.name,
         language=parsed.language,
     )
-    ctx, result = await _run(gw, request, "completion", parsed.model or parsed.tier or "auto", chat, parsed.caller)
+    requested = parsed.model or parsed.tier or "auto"
+    ctx, result, headers = await _run(request, caller, "completion", requested, chat, parsed.caller)
     response = result.response
     assert response is not None
     answer = {
@@ -110,15 +107,14 @@ async def completion(request: Request) -> Response:
         "tokens": {"in": response.prompt_tokens, "out": response.completion_tokens},
         "output": response.text,
     }
-    return Response(json.dumps(answer), media_type="application/json", headers=_headers(request, ctx, result))
+    return Response(json.dumps(answer), media_type="application/json", headers=headers)
 
 
 @router.post("/v1/classify", openapi_extra=_body_schema(ClassifyRequest), operation_id="classify",
              summary="Classify the input into one of the given labels")
 async def classify(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    await gw.admit(request)
-    body = await _body(gw, request)
+    gw = gateway_of(request)
+    caller, body = await admitted_body(request)
     parsed: ClassifyRequest = validate(ClassifyRequest, body)
     labels = [label.strip() for label in parsed.labels if label.strip()]
     if len(set(labels)) < 2:
@@ -132,7 +128,7 @@ async def classify(request: Request) -> Response:
         language=parsed.language,
         labels=labels,
     )
-    ctx, result = await _run(gw, request, "classify", "auto", chat, parsed.caller)
+    ctx, result, headers = await _run(request, caller, "classify", "auto", chat, parsed.caller)
     response = result.response
     assert response is not None
     answer = {
@@ -144,7 +140,7 @@ async def classify(request: Request) -> Response:
         "latency_ms": round((time.perf_counter() - ctx.started) * 1000, 1),
         "tokens": {"in": response.prompt_tokens, "out": response.completion_tokens},
     }
-    return Response(json.dumps(answer), media_type="application/json", headers=_headers(request, ctx, result))
+    return Response(json.dumps(answer), media_type="application/json", headers=headers)
 
 
 def pick_label(text: str, labels: list[str]) -> str | None:
@@ -157,11 +153,3 @@ def pick_label(text: str, labels: list[str]) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-async def _body(gw: Gateway, request: Request) -> Any:
-    return await read_json(request, gw.settings.limits.max_body_bytes)
-
-
-def _headers(request: Request, ctx: Any, result: CallResult) -> dict[str, str]:
-    headers = gateway_headers(ctx, result)
-    headers.update(getattr(request.state, "rate_headers", {}))
-    return headers

@@ -15,13 +15,10 @@ import json
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from proxy.http import read_json
 from proxy.protocols import anthropic as protocol
 from proxy.protocols import framed
-from proxy.services import Gateway
-from proxy.upstream import check_forbidden
 
-from .openai import gateway_headers
+from .common import admitted_body, gateway_of, run_pipeline
 
 router = APIRouter()
 
@@ -30,18 +27,11 @@ _JSON = "application/json"
 
 @router.post("/v1/messages")
 async def create_message(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    caller = await gw.admit(request)
-    body = await read_json(request, gw.settings.limits.max_body_bytes)
-    if isinstance(body, dict):
-        check_forbidden(body, gw.upstream.forbidden)
+    caller, body = await admitted_body(request)
     call = protocol.to_chat(body, request.headers.get("x-task-type"))
-    ctx = gw.context(request, caller, "messages", call.model, call.chat)
+    ctx = gateway_of(request).context(request, caller, "messages", call.model, call.chat)
     ctx.session_id = ctx.session_id or request.headers.get("x-claude-code-session-id")
-    result = await gw.pipeline.run(ctx)
-    request.state.upstream_ms = ctx.upstream_ms
-    headers = gateway_headers(ctx, result)
-    headers.update(getattr(request.state, "rate_headers", {}))
+    result, headers = await run_pipeline(request, ctx)
     headers["request-id"] = ctx.request_id
     if call.warnings:
         headers["x-gateway-warning"] = "; ".join(call.warnings)
@@ -56,9 +46,8 @@ async def create_message(request: Request) -> Response:
 
 @router.post("/v1/messages/count_tokens")
 async def count_tokens(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    await gw.admit(request)
-    body = await read_json(request, gw.settings.limits.max_body_bytes)
+    gw = gateway_of(request)
+    _, body = await admitted_body(request)
     call = protocol.to_chat(body)
     gw.catalog.resolve(call.model)  # an unknown model is a 404, as on /v1/messages
     answer = {"input_tokens": protocol.count_tokens(call.chat)}

@@ -9,50 +9,24 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from plugins.base import CallContext, CallResult
-from proxy.http import openai_sse, read_json, sse_event
+from proxy.http import openai_sse, sse_event
 from proxy.schemas import CompletionBody, EmbeddingBody, chat_request, validate
 from proxy.services import Gateway
-from proxy.upstream import CHAT_PARAMS, Served, check_forbidden
+from proxy.upstream import CHAT_PARAMS
+
+from .common import admitted_body, gateway_of, run_pipeline, served_headers
 
 router = APIRouter()
 
 _JSON = "application/json"
 
 
-def gateway_headers(ctx: CallContext, result: CallResult) -> dict[str, str]:
-    headers = {
-        "x-gateway-tier": ctx.tier or ctx.target,
-        "x-gateway-model": result.served.model,
-        "x-gateway-route-reason": ctx.route_reason,
-    }
-    if result.status:
-        headers["x-gateway-status"] = result.status
-    if result.confidence is not None:
-        headers["x-gateway-confidence"] = f"{result.confidence:.1f}"
-    headers.update(ctx.response_headers)
-    return headers
-
-
-def _served_headers(request: Request, target: str, served: Served) -> dict[str, str]:
-    headers = {"x-gateway-tier": target, "x-gateway-model": served.model}
-    headers.update(getattr(request.state, "rate_headers", {}))
-    return headers
-
-
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    caller = await gw.admit(request)
-    body = await read_json(request, gw.settings.limits.max_body_bytes)
-    if isinstance(body, dict):
-        check_forbidden(body, gw.upstream.forbidden)
+    caller, body = await admitted_body(request)
     chat = chat_request(body, CHAT_PARAMS, request.headers.get("x-task-type"))
-    ctx = gw.context(request, caller, "chat", body["model"], chat)
-    result = await gw.pipeline.run(ctx)
-    request.state.upstream_ms = ctx.upstream_ms
-    headers = gateway_headers(ctx, result)
-    headers.update(getattr(request.state, "rate_headers", {}))
+    ctx = gateway_of(request).context(request, caller, "chat", body["model"], chat)
+    result, headers = await run_pipeline(request, ctx)
     if result.stream is not None:
         headers["cache-control"] = "no-cache"
         return StreamingResponse(openai_sse(result.stream, chat.include_usage), media_type="text/event-stream",
@@ -63,18 +37,15 @@ async def chat_completions(request: Request) -> Response:
 
 @router.post("/v1/completions")
 async def completions(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    await gw.admit(request)
-    body = await read_json(request, gw.settings.limits.max_body_bytes)
-    if isinstance(body, dict):
-        check_forbidden(body, gw.upstream.forbidden)
+    gw = gateway_of(request)
+    _, body = await admitted_body(request)
     parsed: CompletionBody = validate(CompletionBody, body)
     target = _target(gw, parsed.model)
     started = time.perf_counter()
     answer, served = await gw.upstream.text_completion(target, parsed.prompt, body,
                                                        gw.settings.limits.request_timeout_s)
     request.state.upstream_ms = (time.perf_counter() - started) * 1000
-    headers = _served_headers(request, target, served)
+    headers = served_headers(request, target, served)
     if parsed.stream:
         return StreamingResponse(_completion_sse(answer), media_type="text/event-stream", headers=headers)
     return Response(json.dumps(answer), media_type=_JSON, headers=headers)
@@ -88,18 +59,15 @@ async def _completion_sse(answer: dict[str, Any]) -> Any:
 
 @router.post("/v1/embeddings")
 async def embeddings(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    await gw.admit(request)
-    body = await read_json(request, gw.settings.limits.max_body_bytes)
-    if isinstance(body, dict):
-        check_forbidden(body, gw.upstream.forbidden)
+    gw = gateway_of(request)
+    _, body = await admitted_body(request)
     parsed: EmbeddingBody = validate(EmbeddingBody, body)
     target = _target(gw, parsed.model, auto=gw.settings.embedding_group)
     started = time.perf_counter()
     answer, served = await gw.upstream.embedding(target, parsed.input, body, parsed.encoding_format,
                                                  gw.settings.limits.request_timeout_s)
     request.state.upstream_ms = (time.perf_counter() - started) * 1000
-    return Response(json.dumps(answer), media_type=_JSON, headers=_served_headers(request, target, served))
+    return Response(json.dumps(answer), media_type=_JSON, headers=served_headers(request, target, served))
 
 
 def _target(gw: Gateway, requested: str, auto: str | None = None) -> str:

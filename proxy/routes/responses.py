@@ -18,31 +18,21 @@ import json
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from proxy.http import read_json
 from proxy.protocols import framed
 from proxy.protocols import responses as protocol
-from proxy.services import Gateway
-from proxy.upstream import check_forbidden
 
-from .openai import gateway_headers
+from .common import admitted_body, gateway_of, run_pipeline
 
 router = APIRouter()
 
 
 @router.post("/v1/responses")
 async def create_response(request: Request) -> Response:
-    gw: Gateway = request.app.state.gateway
-    caller = await gw.admit(request)
-    body = await read_json(request, gw.settings.limits.max_body_bytes)
-    if isinstance(body, dict):
-        check_forbidden(body, gw.upstream.forbidden)
+    caller, body = await admitted_body(request)
     call = protocol.to_chat(body, request.headers.get("x-task-type"))
-    ctx = gw.context(request, caller, "responses", call.model, call.chat)
+    ctx = gateway_of(request).context(request, caller, "responses", call.model, call.chat)
     ctx.session_id = ctx.session_id or request.headers.get("session-id")
-    result = await gw.pipeline.run(ctx)
-    request.state.upstream_ms = ctx.upstream_ms
-    headers = gateway_headers(ctx, result)
-    headers.update(getattr(request.state, "rate_headers", {}))
+    result, headers = await run_pipeline(request, ctx)
     if call.warnings:
         headers["x-gateway-warning"] = "; ".join(call.warnings)
     model = result.served.model or call.model

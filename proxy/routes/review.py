@@ -334,8 +334,11 @@ class OfflineRecord(BaseModel):
     latency_ms: float = Field(default=0.0, ge=0)
     tokens_in: int = Field(default=0, ge=0)
     tokens_out: int = Field(default=0, ge=0)
-    status: Literal["approved", "warning", "pending_review", "error"] = "approved"
+    # Answered by a local model while the gateway was away: never scored or gated here, so never
+    # `approved` by default (learning ignores offline rows either way; see docs/adr/0011).
+    status: Literal["approved", "warning", "pending_review", "error"] = "warning"
     confidence: float | None = Field(default=None, ge=0, le=10)
+    caller_label: str | None = Field(default=None, max_length=200)
 
 
 class OfflineUpload(BaseModel):
@@ -355,7 +358,8 @@ async def upload_offline(request: Request) -> Response:
     for record in upload.records:
         created = record.created_at if record.created_at.tzinfo else record.created_at.replace(tzinfo=UTC)
         gw.sink.submit(AuditRecord(
-            request_id=record.request_id, created_at=created, caller=caller.name, route="offline",
+            request_id=record.request_id, created_at=created, route="offline",
+            caller=f"{caller.name}:{record.caller_label}" if record.caller_label else caller.name,
             task_type=record.task_type, requested_model=record.model, served_model=record.model,
             confidence=record.confidence, status=record.status, latency_ms=record.latency_ms,
             tokens_in=record.tokens_in, tokens_out=record.tokens_out, prompt=record.prompt, output=record.output,

@@ -249,7 +249,9 @@ def test_audit_filters(sqlite_gateway: GatewayServer) -> None:
     assert request_ids(since=(datetime.now(UTC) + timedelta(hours=1)).isoformat()) == set()
     assert request_ids(until=before.isoformat()) == set()
     assert request_ids(until="2999-01-01T00:00:00Z", caller="agent", status="approved") == {
-        tiered.headers["x-request-id"], "off-filter-1"}
+        tiered.headers["x-request-id"]}
+    # offline answers were never scored by the gateway: recorded as warning, never approved
+    assert request_ids(offline="true", status="warning") == {"off-filter-1"}
 
     row = next(r for r in rows if r["request_id"] == low.headers["x-request-id"])
     one = listing(server, f"/v1/audit/{row['id']}")

@@ -44,6 +44,7 @@ def base_config(fake_url: str, **gateway: Any) -> dict[str, Any]:
                 {"name": "admin", "role": "admin", "key": "os.environ/TEST_ADMIN_KEY"},
             ],
             "limits": {"max_body_bytes": 65536, "request_timeout_s": 10},
+            "audit": {"spot_check_share": 0.0},  # deterministic review queues; spot checks have their own test
         },
     }
     config["gateway"].update(gateway)

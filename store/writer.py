@@ -122,7 +122,7 @@ class AuditWriter:
                 select(_AUDIT.c.id, _AUDIT.c.request_id).where(
                     _AUDIT.c.request_id.in_(list(pending)),
                     (_AUDIT.c.status == "pending_review") | _AUDIT.c.spot_check,
-                )
+                ).order_by(_AUDIT.c.id)  # review items in the order of their calls (reviewers work oldest first)
             ).all()
             now = datetime.now(UTC)
             items = [

@@ -13,13 +13,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from . import __version__
 from .errors import GatewayError, InvalidRequest, NotFound
 from .http import GatewayHeaders
-from .routes import health, legacy, messages, openai, responses, review
+from .metrics import GatewayMetrics
+from .routes import health, legacy, messages, metrics_route, openai, responses, review
 from .services import Gateway
 from .settings import Settings
 
@@ -34,9 +37,12 @@ def error_response(request: Request, exc: GatewayError) -> JSONResponse:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    registry = CollectorRegistry()
+    metrics = GatewayMetrics(registry)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gateway = Gateway.build(settings)
+        gateway = Gateway.build(settings, metrics)
         app.state.gateway = gateway
         await gateway.start()
         log.info("gateway ready: config %s, model groups %s", settings.version, sorted(gateway.upstream.groups))
@@ -45,10 +51,13 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await gateway.stop()
 
-    app = FastAPI(title="llm-gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    servers = [{"url": settings.public_url}] if settings.public_url else None
+    app = FastAPI(title="llm-gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  servers=servers)
     app.include_router(openai.router)
     app.include_router(legacy.router)
     app.include_router(health.router)
+    app.include_router(metrics_route.router)
     app.include_router(review.router)
     app.include_router(responses.router)
     app.include_router(messages.router)
@@ -77,5 +86,6 @@ def create_app(settings: Settings) -> FastAPI:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(request, GatewayError("internal gateway error; the request id identifies it in the logs"))
 
-    app.add_middleware(GatewayHeaders)
+    Instrumentator(registry=registry, excluded_handlers=["/metrics", "/v1/metrics", "/health.*"]).instrument(app)
+    app.add_middleware(GatewayHeaders, observe_overhead=metrics.observe_overhead)
     return app

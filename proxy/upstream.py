@@ -21,6 +21,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import math
 import os
 import re
 import time
@@ -219,8 +220,11 @@ class Upstream:
             response = await asyncio.wait_for(
                 method(model=router_model, metadata=metadata, **fixed, **kwargs, **extra), timeout)
         except Exception as exc:
-            raise self._failed(exc, model, metadata, started) from None
-        return response, self._served(response, model, metadata, started)
+            raise await self._failed(exc, model, metadata, started) from None
+        served = self._served(response, model, metadata, started)
+        if len(served.attempts) > 1:
+            await self._note_retry_after(served.attempts)
+        return response, served
 
     async def chat(self, model: str, request: ChatRequest, timeout: float) -> tuple[ChatResponse, Served]:
         response, served = await self._call(self.router.acompletion, model, CHAT_PARAMS, request.params, timeout,
@@ -248,8 +252,10 @@ class Upstream:
         except StopAsyncIteration:
             raise UpstreamError("the provider closed the stream without sending anything") from None
         except Exception as exc:
-            raise self._failed(exc, model, metadata, started) from None
+            raise await self._failed(exc, model, metadata, started) from None
         served = self._served(stream, model, metadata, started)
+        if len(served.attempts) > 1:
+            await self._note_retry_after(served.attempts)
         deadline = asyncio.get_running_loop().time() + timeout - (time.perf_counter() - started)
         return StreamHandle(self._relay(stream, iterator, first, served, deadline), served)
 
@@ -302,6 +308,36 @@ class Upstream:
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
+    async def _cooldowns(self, deployments: list[str]) -> dict[str, tuple[float, float]]:
+        """deployment -> (cooldown start, length) for those cooling down (length = Retry-After on a 429).
+
+        Only asked on failure paths; never fails a request (an empty answer just means "unknown").
+        """
+        try:
+            active = await self.router.health().cooldowns.async_get_active_cooldowns(deployments, None)
+        except Exception:  # bookkeeping must never turn a served answer into an error
+            log.debug("cooldown lookup failed", exc_info=True)
+            return {}
+        return {name: (float(v.get("timestamp") or 0), float(v.get("cooldown_time") or 0)) for name, v in active}
+
+    async def _note_retry_after(self, attempts: list[Attempt]) -> None:
+        """Fill in the Retry-After a rate-limited deployment answered with (its cooldown length)."""
+        limited = [a.deployment for a in attempts if a.deployment and "RateLimit" in a.outcome]
+        if limited:
+            cooling = await self._cooldowns(limited)
+            for attempt in attempts:
+                if attempt.deployment in cooling:
+                    attempt.retry_after = cooling[attempt.deployment][1]
+
+    async def earliest_cooldown_end(self, model: str) -> float | None:
+        """Seconds until the first deployment of `model`'s group can be tried again."""
+        group = [name for name, r in self._by_id.items() if r.deployment.model_name == model] or [model]
+        cooling = await self._cooldowns(group)
+        if not cooling:
+            return None
+        now = time.time()
+        return max(0.0, min(start + length - now for start, length in cooling.values()))
+
     def _failures(self, model: str, metadata: dict[str, Any]) -> list[Attempt]:
         attempts = []
         for crumb in metadata.get("previous_models") or ():
@@ -330,9 +366,16 @@ class Upstream:
         return Served(model=served_model, deployment=deployment, provider=provider,
                       cost=float(cost) if isinstance(cost, int | float) else 0.0, attempts=attempts)
 
-    def _failed(self, exc: BaseException, model: str, metadata: dict[str, Any], started: float) -> GatewayError:
+    async def _failed(self, exc: BaseException, model: str, metadata: dict[str, Any],
+                      started: float) -> GatewayError:
         error = self.map_error(exc)
-        error.attempts = self._failures(model, metadata)  # type: ignore[attr-defined]
+        attempts = self._failures(model, metadata)
+        await self._note_retry_after(attempts)
+        error.attempts = attempts  # type: ignore[attr-defined]
+        if type(exc).__name__ in ("RouterRateLimitError", "RouterRateLimitErrorBasic"):
+            wait = await self.earliest_cooldown_end(model)
+            if wait is not None:  # every deployment is cooling down: say when the first one is back
+                error.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         return error
 
     def map_error(self, exc: BaseException) -> GatewayError:

@@ -25,6 +25,7 @@ from .metrics import GatewayMetrics
 from .routes import health, legacy, messages, metrics_route, openai, responses, review
 from .services import Gateway
 from .settings import Settings
+from .shutdown import Drain, DrainScope
 
 log = logging.getLogger("gateway")
 
@@ -39,12 +40,14 @@ def error_response(request: Request, exc: GatewayError) -> JSONResponse:
 def create_app(settings: Settings) -> FastAPI:
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
+    drain = Drain()  # graceful shutdown (proxy/shutdown.py): readiness off on SIGTERM, streams end cleanly
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway = Gateway.build(settings, metrics)
         app.state.gateway = gateway
         await gateway.start()
+        drain.attach(gateway)  # shutdown: the signal handler turns this gateway's readiness off
         log.info("gateway ready: config %s, model groups %s", settings.version, sorted(gateway.upstream.groups))
         try:
             yield
@@ -54,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     servers = [{"url": settings.public_url}] if settings.public_url else None
     app = FastAPI(title="llm-gateway", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   servers=servers)
+    app.state.drain = drain  # shutdown: found here by GracefulServer / adopt_running_server
     app.include_router(openai.router)
     app.include_router(legacy.router)
     app.include_router(health.router)
@@ -88,4 +92,5 @@ def create_app(settings: Settings) -> FastAPI:
 
     Instrumentator(registry=registry, excluded_handlers=["/metrics", "/v1/metrics", "/health.*"]).instrument(app)
     app.add_middleware(GatewayHeaders, observe_overhead=metrics.observe_overhead)
+    app.add_middleware(DrainScope, drain=drain)  # shutdown: stream generators see the drain (until_shutdown)
     return app

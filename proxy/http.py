@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import GatewayError, InvalidRequest, PayloadTooLarge
+from .shutdown import until_shutdown
 
 # Paths whose overhead is measured (a closed set: metric labels never come from the request).
 API_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/completion",
@@ -49,9 +50,13 @@ SSE_DONE = b"data: [DONE]\n\n"
 
 
 async def openai_sse(chunks: AsyncIterator[dict[str, Any]], include_usage: bool) -> AsyncIterator[bytes]:
-    """OpenAI SSE framing. A failure after the first byte is one final error event, not [DONE]."""
+    """OpenAI SSE framing. A failure after the first byte is one final error event, not [DONE].
+
+    So is a shutdown: `until_shutdown` ends a stream still open near the drain bound with
+    `ShuttingDown` (code `shutting_down`), see proxy/shutdown.py.
+    """
     try:
-        async for chunk in chunks:
+        async for chunk in until_shutdown(chunks):
             if not include_usage and "usage" in chunk:
                 if not chunk.get("choices"):
                     continue

@@ -71,6 +71,7 @@ class Gateway:
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     skipped: list[str] = field(default_factory=list)
     ready: bool = False
+    stopping: bool = False  # set when shutdown begins: /health says "stopping", not "starting"
     db_ready: bool = False
     started_at: float = field(default_factory=time.time)
     version: str = __version__
@@ -134,6 +135,7 @@ class Gateway:
 
     async def stop(self) -> None:
         self.ready = False
+        self.stopping = True
         if self.poller is not None:
             await self.poller.stop()
         for task in self._tasks:

@@ -25,8 +25,11 @@ def _summary(gw: Gateway) -> dict[str, object]:
     if gw.redis is not None:
         redis = {"state": gw.redis.state, "last_error": gw.redis.last_error}
     degraded = database["state"] != "ok" or redis["state"] == "degraded"
+    status = "degraded" if degraded else "ok"
+    if not gw.ready:
+        status = "stopping" if gw.stopping else "starting"
     return {
-        "status": ("degraded" if degraded else "ok") if gw.ready else "starting",
+        "status": status,
         "version": gw.version,
         "config_version": gw.settings.version,
         "learned_state_version": gw.state.current.version,

@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from proxy.protocols import framed
 from proxy.protocols import responses as protocol
+from proxy.shutdown import until_shutdown
 
 from .common import admitted_body, gateway_of, run_pipeline
 
@@ -38,7 +39,7 @@ async def create_response(request: Request) -> Response:
     model = result.served.model or call.model
     if result.stream is not None:
         headers["cache-control"] = "no-cache"
-        events = protocol.stream_events(call, result.stream, model)
+        events = protocol.stream_events(call, until_shutdown(result.stream), model)
         return StreamingResponse(framed(events), media_type="text/event-stream", headers=headers)
     assert result.response is not None
     answer = protocol.answer_object(call, result.response, model)

@@ -128,6 +128,11 @@ class TcpProxy:
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+            # close() alone does not wake a pump thread blocked in recv() on Linux: shut the socket
+            # down first, so the pump exits and the client behind it sees the connection end (a
+            # stalled PostgreSQL connection would otherwise hang its thread until TCP keepalive).
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
 

@@ -122,7 +122,7 @@ def deployment(group: str, model: str, api_base: str) -> dict[str, Any]:
     }
 
 
-def gateway_config(fake_url: str, workdir: Path) -> dict[str, Any]:
+def gateway_config(fake_url: str, workdir: Path, audit: bool = True) -> dict[str, Any]:
     v1 = fake_url + "/v1"
     models = [deployment(tier, f"fake-{tier}", v1) for tier in TIERS] + [deployment("embeddings", "fake-embed", v1)]
     return {
@@ -134,6 +134,7 @@ def gateway_config(fake_url: str, workdir: Path) -> dict[str, Any]:
             "callers": [{"name": "bench", "role": "agent", "key": "os.environ/BENCH_KEY"}],
             "limits": {"request_timeout_s": 30},  # no default_rpm: the bench must not be rate limited
             "data_dir": str(workdir / "data"),
+            "audit": {"enabled": audit},
         },
     }
 
@@ -151,7 +152,8 @@ def start_servers(args: argparse.Namespace, workdir: Path) -> tuple[ChildServer,
                                          "--script", str(script)],
                        env=child_env({}), cwd=ROOT, log_path=workdir / "fake.log")
     config = workdir / "gateway.yaml"
-    config.write_text(yaml.safe_dump(gateway_config(f"http://127.0.0.1:{fake_port}", workdir)))
+    config.write_text(yaml.safe_dump(gateway_config(f"http://127.0.0.1:{fake_port}", workdir,
+                                                   audit=not args.no_audit)))
     gateway = ChildServer("gateway", [str(gateway_bin), "serve", "--config", str(config), "--host", "127.0.0.1",
                                       "--port", str(gw_port), "--workers", str(args.workers)],
                           env=child_env({"FAKE_PROVIDER_KEY": PROVIDER_KEY, "BENCH_KEY": BENCH_KEY}),
@@ -386,6 +388,8 @@ def report(rows: list[Row], info: dict[str, Any], args: argparse.Namespace) -> s
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer requests per scenario (a smoke run)")
+    parser.add_argument("--no-audit", action="store_true", help="run the gateway with audit.enabled: false "
+                        "(compare with a run without it: the audit's cost)")
     parser.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes (default 1)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="fake upstream latency (default 20)")

@@ -67,7 +67,7 @@ class LearningContext:
         engine = engine or make_engine(settings.resolved_database_url)
         scorer = Scorer(build_validators(settings.quality.validators), settings.quality.weights)
         thresholds = Thresholds(settings.quality.thresholds.review, settings.quality.thresholds.approved)
-        initial = initial_state(thresholds, build_task_types(settings.task_types), scorer)
+        initial = initial_state(thresholds, build_task_types(settings.task_types, list(settings.tiers)), scorer)
         overlay = Path(overlay_path) if overlay_path is not None else Path(config.overlay_path)
         new_lock = lock_factory(engine, settings.redis_url, settings.data_dir, ttl_s=config.lock_ttl_s)
         return cls(engine, list(settings.tiers), scorer, initial, config, new_lock, overlay)

@@ -95,8 +95,25 @@ def language_name(code: str | None) -> str:
     return LANGUAGE_NAMES.get(code.lower().split("-")[0], code)
 
 
-def build_task_types(overrides: dict[str, Any]) -> dict[str, TaskType]:
-    """The built-ins with config overrides applied (`overrides`: name -> TaskTypeConfig)."""
+STANDARD_TIERS = ("fast", "medium", "large", "external")
+
+
+def nearest_tier(tier: str, tiers: list[str]) -> str:
+    """`tier` if configured, else the next stronger configured tier (else the strongest one).
+
+    The built-in task types name the standard tiers; a gateway configured with fewer tiers (say
+    fast and large) must still route every task type somewhere sensible, never to a missing tier.
+    """
+    if tier in tiers:
+        return tier
+    rank = STANDARD_TIERS.index(tier) if tier in STANDARD_TIERS else len(STANDARD_TIERS)
+    stronger = [t for t in tiers if t in STANDARD_TIERS and STANDARD_TIERS.index(t) > rank]
+    return stronger[0] if stronger else tiers[-1]
+
+
+def build_task_types(overrides: dict[str, Any], tiers: list[str] | None = None) -> dict[str, TaskType]:
+    """The built-ins with config overrides applied (`overrides`: name -> TaskTypeConfig), each task
+    type's tier mapped onto the configured `tiers`."""
     types = dict(BUILTIN)
     for name, cfg in overrides.items():
         fields = {k: v for k, v in cfg.model_dump().items() if v is not None}
@@ -107,6 +124,8 @@ def build_task_types(overrides: dict[str, Any]) -> dict[str, TaskType]:
                 name=name, prompt=fields.pop("prompt", "You are a helpful assistant. Answer in {language}."), **fields
             )
         )
+    if tiers:
+        types = {name: replace(task, tier=nearest_tier(task.tier, tiers)) for name, task in types.items()}
     return types
 
 

@@ -33,9 +33,9 @@ class Catalog:
         self.default_tier = settings.default_tier
         groups = {d.model_name for d in settings.model_list}
         self.groups = sorted(g for g in groups if g not in self.tiers and g in available)
-        self.deployments = sorted(
-            d.public_name for d in settings.model_list if d.public_name in available and d.public_name not in groups
-        )
+        local = {f"{m.name}@{g}" for m in settings.local_models for g in m.groups}
+        named = {d.public_name for d in settings.model_list} | local
+        self.deployments = sorted(n for n in named if n in available and n not in groups)
         self.aliases = dict(settings.aliases)
         self.available = available
         self.resolve = lru_cache(maxsize=4096)(self._resolve)

@@ -74,6 +74,22 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("deployment left out: %s", line)
     if settings.auth.mode == "open":
         log.warning("AUTH IS OPEN (auth.mode=open): any caller is accepted without a key")
+    if settings.local_models:
+        if args.workers > 1:
+            print("llm-gateway: gateway.local_models needs --workers 1 (each worker would start its own model "
+                  "server); run the model on its own instead: docs/local-models.md", file=sys.stderr)
+            return 2
+        from .local_models import LocalModelError, resolve_gguf, server_available
+
+        try:
+            if not server_available():
+                raise LocalModelError("llama.cpp's server is not installed: pip install 'llm-gateway[local]'")
+            for model in settings.local_models:
+                log.info("local model %s: %s for %s (starting with the gateway)", model.name, resolve_gguf(model),
+                         ", ".join(model.groups))
+        except LocalModelError as exc:
+            print(f"llm-gateway: {exc}", file=sys.stderr)
+            return 2
     log.info("serving on http://%s:%d/v1 with %d worker(s)", args.host, args.port, args.workers)
     # Graceful shutdown (proxy/shutdown.py): on SIGTERM readiness goes off at once, the listener closes
     # after --drain-delay, in-flight requests get --shutdown-grace seconds, open streams end with a
@@ -104,6 +120,15 @@ def _config_check(args: argparse.Namespace) -> int:
     for line in skipped:
         print(f"  left out until its key is set: {line}")
     print(f"  auth: {settings.auth.mode}; callers: {len(settings.callers)}")
+    if settings.local_models:
+        from .local_models import LocalModelError, resolve_gguf
+
+        for model in settings.local_models:
+            try:
+                where = str(resolve_gguf(model))
+            except LocalModelError as exc:
+                where = f"NOT USABLE: {exc}"
+            print(f"  local model {model.name} for {', '.join(model.groups)}: {where}")
     return 0
 
 

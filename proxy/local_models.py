@@ -201,7 +201,7 @@ def free_port(host: str) -> int:
 
 def _child_env() -> dict[str, str]:
     """The server's environment: no provider or caller keys, just what llama.cpp may use."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "LD_LIBRARY_PATH", "SYSTEMROOT")
     prefixes = ("LLAMA_", "GGML_", "CUDA_", "HIP_", "ROCR_", "HSA_", "VK_", "XLLAMACPP_", "OMP_")
     env = {k: v for k, v in os.environ.items() if k in keep or k.startswith(prefixes)}
     env["PYTHONPATH"] = str(PROJECT_ROOT)
@@ -512,6 +512,8 @@ def _serve(args: argparse.Namespace) -> int:
         params.sampling.seed = args.seed
     if args.gpu_layers is not None:
         params.n_gpu_layers = args.gpu_layers
+    if args.cache_ram_mib is not None:
+        params.cache_ram_mib = args.cache_ram_mib
     if args.embeddings:
         params.embedding = True
         params.pooling_type = xlc.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
@@ -559,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--seed", type=int, default=None)
     serve.add_argument("--gpu-layers", type=int, default=None)
     serve.add_argument("--embeddings", action="store_true")
+    serve.add_argument("--cache-ram-mib", type=int, default=None,
+                       help="host-memory prompt cache (0: off, for answers that do not depend on earlier prompts)")
     serve.add_argument("--verbosity", type=int, default=2, help="llama.cpp log verbosity (0: errors only)")
     serve.add_argument("--exit-with-stdin", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=_serve)

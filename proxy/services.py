@@ -37,6 +37,7 @@ from .auth import Authenticator, Caller
 from .catalog import Catalog
 from .keys import DatabaseKeys
 from .limits import Limiter
+from .local_models import LocalModels
 from .metrics import GatewayMetrics
 from .settings import Settings, resolve_deployments
 from .shared import RedisPins, RedisState, router_redis_settings
@@ -67,6 +68,7 @@ class Gateway:
     engine: Engine
     sink: AuditSink | None
     redis: RedisState | None = None
+    local: LocalModels | None = None
     poller: StatePoller | None = None
     metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
     skipped: list[str] = field(default_factory=list)
@@ -83,6 +85,10 @@ class Gateway:
         for line in skipped:
             log.warning("deployment left out: %s", line)
         secrets = tuple(str(d.litellm_params.get("api_key") or "") for d in deployments)
+        # Local llama.cpp servers: files and ports are resolved now, the processes start in start().
+        local = LocalModels(settings.local_models) if settings.local_models else None
+        if local is not None:
+            deployments = [*deployments, *local.deployments()]
         redis = RedisState(settings.redis_url) if settings.redis_url else None
         router_settings = dict(settings.router_settings)
         if settings.redis_url:
@@ -90,7 +96,7 @@ class Gateway:
             router_settings = {**router_redis_settings(settings.redis_url), **router_settings}
         upstream = Upstream(deployments, router_settings, secrets=secrets)
         available = set(upstream.groups) | {d.deployment.public_name for d in deployments}
-        task_types = build_task_types(settings.task_types)
+        task_types = build_task_types(settings.task_types, settings.tiers)
         validators = build_validators(settings.quality.validators)
         if settings.quality.execution.enabled_task_types:
             validators.append(ExecutionValidator(settings.quality.execution))
@@ -117,9 +123,11 @@ class Gateway:
         return cls(settings=settings, upstream=upstream, auth=Authenticator(settings, keys.lookup),
                    limiter=Limiter(redis), catalog=Catalog(settings, available), pipeline=pipeline,
                    task_types=task_types, state=state, engine=engine, sink=sink, redis=redis, metrics=metrics,
-                   skipped=skipped)
+                   skipped=skipped, local=local)
 
     async def start(self) -> None:
+        if self.local is not None:
+            await self.local.start()  # bounded by each model's startup_timeout_s; a failure is logged, not raised
         await self._migrate_once()
         # New learned states (from `llm-gateway learn`) are picked up within seconds, no restart.
         self.poller = StatePoller(self.engine, self.state, interval_s=self.settings.learning.reload_interval_s)
@@ -146,6 +154,8 @@ class Gateway:
             await self.redis.close()
         for validator in self._validators_with("close"):
             validator.close()
+        if self.local is not None:
+            await self.local.stop()
         self.engine.dispose()
 
     def _validators_with(self, attribute: str) -> list[Any]:

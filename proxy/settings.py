@@ -27,6 +27,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from learning.config import LearningConfig
 from plugins.validators.execution import ExecutionConfig
 
+from .local_models import LocalModelConfig
+
 ENV_REF = "os.environ/"
 CONFIG_ENV = "LLM_GATEWAY_CONFIG"  # how `serve --workers N` hands the config path to its workers
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "litellm.yaml"
@@ -178,6 +180,8 @@ class Settings(BaseSettings):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     task_types: dict[str, TaskTypeConfig] = Field(default_factory=dict)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    # llama.cpp servers the gateway runs itself (proxy/local_models.py); their deployments join model_list at start.
+    local_models: list[LocalModelConfig] = Field(default_factory=list)
     session_pin_ttl_s: float = Field(default=1800.0, ge=0)
     learning: LearningConfig = Field(default_factory=LearningConfig)
     database_url: str | None = None
@@ -200,7 +204,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_names(self) -> Settings:
-        groups = {d.model_name for d in self.model_list}
+        groups = {d.model_name for d in self.model_list} | {g for m in self.local_models for g in m.groups}
         for tier in self.tiers:
             if tier not in groups:
                 raise ValueError(f"tiers: tier {tier!r} has no deployment in model_list")
@@ -208,7 +212,8 @@ class Settings(BaseSettings):
             raise ValueError(f"embedding_group: {self.embedding_group!r} has no deployment in model_list")
         if self.default_tier not in self.tiers:
             raise ValueError(f"default_tier: {self.default_tier!r} is not one of tiers {self.tiers}")
-        names = groups | {"auto"} | {d.public_name for d in self.model_list}
+        local_ids = {f"{m.name}@{g}" for m in self.local_models for g in m.groups}
+        names = groups | {"auto"} | {d.public_name for d in self.model_list} | local_ids
         for pattern, target in self.aliases.items():
             if target not in names:
                 raise ValueError(f"aliases.{pattern}: target {target!r} is not a tier, 'auto' or a model")
@@ -229,6 +234,12 @@ class Settings(BaseSettings):
             if name in seen:
                 raise ValueError(f"model_list.{i}.model_info.id: {name!r} is also used by model_list.{seen[name]}")
             seen[name] = i
+        local_names = [m.name for m in self.local_models]
+        for i, name in enumerate(local_names):
+            if name in local_names[:i]:
+                raise ValueError(f"local_models.{i}.name: {name!r} is used by another local model")
+        for name in local_ids & set(seen):
+            raise ValueError(f"local_models: deployment name {name!r} is also a model_list model_info.id")
         return self
 
     @property

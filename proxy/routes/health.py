@@ -24,7 +24,8 @@ def _summary(gw: Gateway) -> dict[str, object]:
     redis: dict[str, object] = {"state": "not_configured"}
     if gw.redis is not None:
         redis = {"state": gw.redis.state, "last_error": gw.redis.last_error}
-    degraded = database["state"] != "ok" or redis["state"] == "degraded"
+    local = gw.local.status() if gw.local is not None else {}
+    degraded = database["state"] != "ok" or redis["state"] == "degraded" or (gw.local is not None and not gw.local.ok)
     status = "degraded" if degraded else "ok"
     if not gw.ready:
         status = "stopping" if gw.stopping else "starting"
@@ -38,6 +39,7 @@ def _summary(gw: Gateway) -> dict[str, object]:
             "router": {"state": "ok", "model_groups": sorted(gw.upstream.groups)},
             "database": database,
             "redis": redis,
+            "local_models": local,
         },
         "deployments_left_out": gw.skipped,
     }

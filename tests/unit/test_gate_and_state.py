@@ -81,3 +81,12 @@ def test_a_good_learned_state_replaces_the_old_one():
 )
 def test_local_classifier_infers_task_types(prompt, tools, expected):
     assert infer_task_type(prompt, tools)[0] == expected
+
+
+def test_task_types_map_onto_the_configured_tiers():
+    from plugins.tasks import build_task_types
+
+    types = build_task_types({}, ["fast", "large"])
+    assert types["code_generation"].tier == "large"  # medium is not configured: the next stronger tier
+    assert types["chat"].tier == "fast"
+    assert build_task_types({}, ["fast"])["agentic"].tier == "fast"

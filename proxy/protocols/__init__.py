@@ -32,6 +32,27 @@ async def framed(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
         yield named_sse(event)
 
 
+async def deltas(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[tuple[str, Any]]:
+    """What a stream of OpenAI chunks says, in order, for the first choice:
+    ("text", str), ("tool", tool-call delta), ("finish", reason), ("usage", usage dict).
+
+    Both protocols' event streams are built from this, so the chunk format is read in one place.
+    """
+    async for chunk in chunks:
+        if chunk.get("usage"):
+            yield "usage", chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                yield "text", delta["content"]
+            for piece in delta.get("tool_calls") or ():
+                yield "tool", piece
+            if choice.get("finish_reason"):
+                yield "finish", choice["finish_reason"]
+
+
 def warning(label: str, names: Iterable[str]) -> str | None:
     """`dropped unsupported tools: web_search, mcp` for the `x-gateway-warning` header, or None.
 

@@ -27,7 +27,7 @@ from plugins.types import ChatRequest, ChatResponse
 from proxy.errors import GatewayError, InvalidRequest
 from proxy.schemas import OpenModel, validate
 
-from . import collapse, new_id, settle_trailing_system, warning
+from . import collapse, deltas, new_id, settle_trailing_system, warning
 
 log = logging.getLogger("gateway.messages")
 
@@ -422,21 +422,17 @@ async def stream_events(
     finish: str | None = None
     usage: dict[str, Any] = {}
     try:
-        async for chunk in chunks:
-            if chunk.get("usage"):
-                usage = chunk["usage"]
-            for choice in chunk.get("choices") or ():
-                if choice.get("index", 0) != 0:
-                    continue
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    for event in blocks.text(delta["content"]):
-                        yield event
-                for piece in delta.get("tool_calls") or ():
-                    for event in blocks.tool(piece):
-                        yield event
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
+        async for kind, value in deltas(chunks):
+            if kind == "text":
+                for event in blocks.text(value):
+                    yield event
+            elif kind == "tool":
+                for event in blocks.tool(value):
+                    yield event
+            elif kind == "finish":
+                finish = value
+            else:
+                usage = value
     except GatewayError as exc:
         yield error_event(exc)
         return

@@ -26,7 +26,7 @@ from plugins.types import ChatRequest, ChatResponse
 from proxy.errors import GatewayError, InvalidRequest
 from proxy.schemas import OpenModel, validate
 
-from . import collapse, new_id, settle_trailing_system, text_of_parts, warning
+from . import collapse, deltas, new_id, settle_trailing_system, text_of_parts, warning
 
 log = logging.getLogger("gateway.responses")
 
@@ -559,21 +559,17 @@ async def stream_events(
     for event in state.start():
         yield event
     try:
-        async for chunk in chunks:
-            if chunk.get("usage"):
-                state.usage = chunk["usage"]
-            for choice in chunk.get("choices") or ():
-                if choice.get("index", 0) != 0:
-                    continue
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    for event in state.text(delta["content"]):
-                        yield event
-                for piece in delta.get("tool_calls") or ():
-                    for event in state.tool_call(piece):
-                        yield event
-                if choice.get("finish_reason"):
-                    state.finish_reason = choice["finish_reason"]
+        async for kind, value in deltas(chunks):
+            if kind == "text":
+                for event in state.text(value):
+                    yield event
+            elif kind == "tool":
+                for event in state.tool_call(value):
+                    yield event
+            elif kind == "finish":
+                state.finish_reason = value
+            else:
+                state.usage = value
     except GatewayError as exc:
         yield state.event("error", code=exc.code or exc.error_type, message=exc.message, param=exc.param)
         return

@@ -7,8 +7,10 @@
     ├── PermissionDenied              403 permission_error        agent key on an admin route
     ├── NotFound                      404 not_found_error
     │   └── ModelNotFound             404 model_not_found
+    ├── Conflict                      409 invalid_request_error   e.g. a verdict on an already reviewed item
     ├── PayloadTooLarge               413 invalid_request_error   body over limits.max_body_bytes
     ├── RateLimited                   429 rate_limit_error        caller limit, or every provider cooling down
+    ├── DatabaseUnavailable           503 service_unavailable     review/audit routes while the DB is down
     └── UpstreamError                 502 upstream_error          provider failed, malformed answer
         ├── UpstreamUnavailable       503 service_unavailable     no deployment can serve now
         └── UpstreamTimeout           504 timeout                 the request's deadline passed
@@ -98,6 +100,12 @@ class ModelNotFound(NotFound):
     code = "model_not_found"
 
 
+class Conflict(GatewayError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "conflict"
+
+
 class PayloadTooLarge(GatewayError):
     status_code = 413
     error_type = "invalid_request_error"
@@ -108,6 +116,12 @@ class RateLimited(GatewayError):
     status_code = 429
     error_type = "rate_limit_error"
     code = "rate_limit_exceeded"
+
+
+class DatabaseUnavailable(GatewayError):
+    status_code = 503
+    error_type = "service_unavailable"
+    code = "database_unavailable"
 
 
 class UpstreamError(GatewayError):

@@ -37,7 +37,7 @@ from starlette.datastructures import State
 from starlette.responses import Response
 
 from proxy.auth import Caller, require_admin
-from proxy.errors import GatewayError, InvalidRequest, NotFound
+from proxy.errors import Conflict, DatabaseUnavailable, InvalidRequest, NotFound
 from proxy.http import read_json
 from proxy.schemas import validate
 from proxy.services import Gateway
@@ -57,18 +57,6 @@ DB_TIMEOUT_S = 10.0  # a hung database must not hold a request (or /health) for 
 SUMMARY_TTL_S = 5.0
 SUMMARY_TIMEOUT_S = 2.0
 MAX_ID = 2**63 - 1  # BIGINT: a larger cursor or id would be a database error, not "no such item"
-
-
-class Conflict(GatewayError):
-    status_code = 409
-    error_type = "invalid_request_error"
-    code = "conflict"
-
-
-class ServiceUnavailable(GatewayError):
-    status_code = 503
-    error_type = "service_unavailable"
-    code = "database_unavailable"
 
 
 # -- database access ----------------------------------------------------------------------------
@@ -98,7 +86,7 @@ async def _db(request: Request, work: Callable[[Session], T]) -> T:
     except (sa_exc.DBAPIError, sa_exc.TimeoutError, TimeoutError) as exc:
         reason = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
         log.warning("review/audit database call failed on %s: %s", request.url.path, reason)
-        raise ServiceUnavailable(
+        raise DatabaseUnavailable(
             f"the audit database is unavailable ({reason}); try again later (retrying a verdict is safe: "
             "it is recorded at most once)",
             headers={"retry-after": "5"},

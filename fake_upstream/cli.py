@@ -1,4 +1,4 @@
-"""``llm-gateway fake-upstream`` / ``python -m fake_upstream``: serve the fake in the foreground.
+"""``scripts/fake-upstream`` / ``python -m fake_upstream`` (from a checkout): serve the fake in the foreground.
 
 For the bench and for poking at by hand; tests use :class:`fake_upstream.server.FakeUpstream`.
 """

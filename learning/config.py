@@ -2,8 +2,7 @@
 
 They belong in the `gateway.learning` section of `config/litellm.yaml` (ADR 0003: "intervals,
 minimum samples, clamp, target and exploration share are config, not code"). `from_settings`
-reads `settings.learning` when `Settings` has that field and falls back to these defaults
-otherwise, so the worker runs before and after the field is added.
+reads `settings.learning`, with command-line overrides applied.
 """
 
 from __future__ import annotations
@@ -105,10 +104,7 @@ class LearningConfig(BaseModel):
 
 
 def from_settings(settings: Any, **overrides: Any) -> LearningConfig:
-    """`settings.learning` (once `Settings` has it) with `overrides` applied; else the defaults."""
-    section = getattr(settings, "learning", None)
-    data: dict[str, Any] = {}
-    if section is not None:
-        data = section.model_dump() if hasattr(section, "model_dump") else dict(section)
+    """`settings.learning` with `overrides` (those that are not None) applied."""
+    data = settings.learning.model_dump()
     data.update({k: v for k, v in overrides.items() if v is not None})
     return LearningConfig(**data)

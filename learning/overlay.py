@@ -1,6 +1,6 @@
 """The rendered overlay, `config/learned.yaml`: the active learned state as a human-readable file.
 
-The database is the source of truth (gateways poll it, `learning.reload`); the file is for
+The database is the source of truth (gateways poll it, `proxy.state_poller`); the file is for
 people and deploy tooling: what is serving now, which version, from which cycle. It is written
 atomically (a temp file in the same directory, fsync, `os.replace`), so a reader never sees half
 a file.

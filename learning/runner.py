@@ -24,13 +24,14 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core.learned import LearnedState, StateError
 from learning.config import LearningConfig, from_settings
 from learning.cycles import CYCLES, assignments_cycle, thresholds_cycle, validators_cycle
 from learning.data import load_samples, load_threshold_history
 from learning.locks import Lock, held, lock_factory
 from learning.overlay import write_overlay
 from learning.types import CycleResult, ThresholdPoint
-from plugins.state import LearnedState, StateError, validate_state
+from plugins.state import validate_state
 from plugins.validators import Scorer
 from store.db import make_engine, session_factory
 from store.queries import get_active_learned_state, save_learned_state
@@ -67,7 +68,7 @@ class LearningContext:
         engine = engine or make_engine(settings.resolved_database_url)
         scorer = Scorer(build_validators(settings.quality.validators), settings.quality.weights)
         thresholds = Thresholds(settings.quality.thresholds.review, settings.quality.thresholds.approved)
-        initial = initial_state(thresholds, build_task_types(settings.task_types, list(settings.tiers)), scorer)
+        initial = initial_state(thresholds, build_task_types(settings.task_types, list(settings.tiers)), scorer).state
         overlay = Path(overlay_path) if overlay_path is not None else Path(config.overlay_path)
         new_lock = lock_factory(engine, settings.redis_url, settings.data_dir, ttl_s=config.lock_ttl_s)
         return cls(engine, list(settings.tiers), scorer, initial, config, new_lock, overlay)

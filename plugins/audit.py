@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
-from proxy.errors import GatewayError
-from store.records import AuditRecord
+from core.errors import GatewayError
+from core.records import AuditRecord
 
 from .base import BasePlugin, CallContext, CallResult
 

@@ -16,9 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from proxy.upstream import Attempt, Served
-
-from .types import ChatRequest, ChatResponse
+from core.types import ChatRequest, ChatResponse
+from core.upstream import Attempt, Served
 
 log = logging.getLogger("gateway.pipeline")
 

@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.errors import GatewayError, RateLimited, UpstreamError
+from core.errors import GatewayError, RateLimited, UpstreamError
+from core.types import ChatResponse
 
 from .base import BasePlugin, CallContext, CallNext, CallResult
 from .state import StateHolder
 from .streams import Accumulator, replay
 from .tasks import TaskType
-from .types import ChatResponse
 from .validators.execution import run_prechecks
 
 log = logging.getLogger("gateway.cascade")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from store.records import AuditRecord
+from core.records import AuditRecord
 
 from .audit import Audit, Sink
 from .base import Plugin

@@ -6,7 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from .types import ChatResponse
+from core.types import ChatResponse
 
 REPLAY_PIECE = 64  # characters per replayed content delta: small enough to look like a stream
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from proxy.errors import GatewayError, UpstreamTimeout
-from proxy.upstream import Upstream
+from core.errors import GatewayError, UpstreamTimeout
+from core.upstream import Upstream
 
 from .base import CallContext, CallNext, CallResult
 
@@ -24,7 +24,7 @@ def upstream_call(upstream: Upstream) -> CallNext:
                 response, served = await upstream.chat(ctx.target, ctx.request, timeout)
                 result = CallResult(response=response, served=served)
         except GatewayError as exc:
-            ctx.attempts.extend(getattr(exc, "attempts", ()))
+            ctx.attempts.extend(exc.attempts)
             raise
         finally:
             ctx.upstream_ms += (time.perf_counter() - started) * 1000

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from typing import Protocol
 
-from proxy.errors import InvalidRequest
+from core.errors import InvalidRequest
 
 from .base import BasePlugin, CallContext, CallResult
 from .state import StateHolder

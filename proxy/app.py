@@ -18,8 +18,9 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
+from core.errors import GatewayError, InvalidRequest, NotFound
+
 from . import __version__
-from .errors import GatewayError, InvalidRequest, NotFound
 from .http import GatewayHeaders
 from .metrics import GatewayMetrics
 from .routes import health, legacy, messages, metrics_route, openai, responses, review

@@ -14,7 +14,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .errors import AuthenticationFailed, PermissionDenied
+from core.errors import AuthenticationFailed, PermissionDenied
+
 from .settings import Settings, resolve_caller_keys
 
 log = logging.getLogger("gateway.auth")

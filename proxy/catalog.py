@@ -11,7 +11,8 @@ import fnmatch
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import ModelNotFound
+from core.errors import ModelNotFound
+
 from .settings import Settings
 
 AUTO = "auto"

@@ -1,4 +1,4 @@
-"""`llm-gateway`: serve, config check, db migrate, verify, keys, fake-upstream.
+"""`llm-gateway`: serve, config check, db migrate, verify, keys, learn.
 
 Subcommands import what they need lazily, so `config check` answers in well under a second
 instead of paying litellm's import.
@@ -11,34 +11,12 @@ import logging
 import os
 import sys
 
-from learning.cli import register as register_learn
+from core.errors import scrub
 
 from . import keys_cli
-from .errors import scrub
+from .learn_cli import register as register_learn
+from .logs import setup_logging
 from .settings import CONFIG_ENV, DEFAULT_CONFIG, ConfigError, load_settings, resolve_deployments
-
-
-class _ScrubSecrets(logging.Filter):
-    """Last line of defence: no key-like string leaves the process through a log line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = scrub(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, ()
-        return True
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_ScrubSecrets())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
 
 # How `serve --workers N` hands `--drain-delay` to its workers (like CONFIG_ENV for the config).
 DRAIN_DELAY_ENV = "LLM_GATEWAY_DRAIN_DELAY"
@@ -192,15 +170,6 @@ def main(argv: list[str] | None = None) -> int:
 
     register_verify(sub)
 
-    fake = sub.add_parser("fake-upstream", help="run the fake provider server (tests, bench, demos)",
-                          add_help=False)
-    fake.set_defaults(func=None)
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "fake-upstream":
-        from fake_upstream.cli import main as fake_main
-
-        return fake_main(argv[1:])
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -12,7 +12,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import GatewayError, InvalidRequest, PayloadTooLarge
+from core.errors import GatewayError, InvalidRequest, PayloadTooLarge
+
 from .shutdown import until_shutdown
 
 # Paths whose overhead is measured (a closed set: metric labels never come from the request).

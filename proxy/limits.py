@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RateLimited
+from core.errors import RateLimited
+
 from .shared import UNAVAILABLE, RedisState
 
 WINDOW_S = 60

@@ -45,12 +45,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata, util
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-if TYPE_CHECKING:
-    from .settings import ResolvedDeployment
+from .deployments import Deployment, LitellmParams, ResolvedDeployment
 
 log = logging.getLogger("gateway.local_models")
 
@@ -444,8 +443,6 @@ class LocalModels:
 
     def deployments(self) -> list[ResolvedDeployment]:
         """One router deployment per (server, group): `openai/<name>@<group>` at the server's /v1."""
-        from .settings import Deployment, LitellmParams, ResolvedDeployment
-
         out: list[ResolvedDeployment] = []
         for server in self.servers:
             c = server.config

@@ -11,9 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from plugins.types import ChatRequest
-
-from .errors import InvalidRequest
+from core.errors import InvalidRequest
+from core.types import ChatRequest
 
 
 class OpenModel(BaseModel):

@@ -17,17 +17,19 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from starlette.requests import Request
 
-from learning.reload import StatePoller
+from core.learned import Thresholds
+from core.types import ChatRequest
+from core.upstream import Upstream
 from plugins.base import CallContext, Pipeline
 from plugins.cascade import Policy
 from plugins.registry import PluginDeps, build_plugins
-from plugins.state import LearnedState, StateHolder, Thresholds, initial_state
+from plugins.state import Snapshot, StateHolder, initial_state
 from plugins.tasks import TaskType, build_task_types
 from plugins.terminal import upstream_call
 from plugins.tiering import LocalPins
-from plugins.types import ChatRequest
 from plugins.validators import Scorer, build_validators
 from plugins.validators.execution import ExecutionValidator
+from proxy.state_poller import StatePoller
 from store.audit_sink import AuditSink
 from store.db import make_engine, migrate, session_factory
 from store.spool import Spool
@@ -41,7 +43,7 @@ from .local_models import LocalModels
 from .metrics import GatewayMetrics
 from .settings import Settings, resolve_deployments
 from .shared import RedisPins, RedisState, router_redis_settings
-from .upstream import Upstream
+from .upstream import RouterUpstream
 
 log = logging.getLogger("gateway")
 
@@ -50,7 +52,7 @@ def database_url(settings: Settings) -> str:
     return settings.resolved_database_url
 
 
-def configured_state(settings: Settings, task_types: dict[str, TaskType], scorer: Scorer) -> LearnedState:
+def configured_state(settings: Settings, task_types: dict[str, TaskType], scorer: Scorer) -> Snapshot:
     thresholds = Thresholds(settings.quality.thresholds.review, settings.quality.thresholds.approved)
     return initial_state(thresholds, task_types, scorer)
 
@@ -94,7 +96,7 @@ class Gateway:
         if settings.redis_url:
             # Cooldowns and provider usage counters shared by every instance.
             router_settings = {**router_redis_settings(settings.redis_url), **router_settings}
-        upstream = Upstream(deployments, router_settings, secrets=secrets)
+        upstream = RouterUpstream(deployments, router_settings, secrets=secrets)
         available = set(upstream.groups) | {d.deployment.public_name for d in deployments}
         task_types = build_task_types(settings.task_types, settings.tiers)
         validators = build_validators(settings.quality.validators)

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from learning.config import LearningConfig
 from plugins.validators.execution import ExecutionConfig
 
+from .deployments import Deployment, ResolvedDeployment
 from .local_models import LocalModelConfig
 
 ENV_REF = "os.environ/"
@@ -43,33 +43,6 @@ class ConfigError(Exception):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class LitellmParams(BaseModel):
-    """A deployment's litellm_params. Extra keys are litellm's business and pass through."""
-
-    model_config = ConfigDict(extra="allow")
-
-    model: str
-    api_base: str | None = None
-    api_key: str | None = None
-    order: int | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    timeout: float | None = None
-
-
-class Deployment(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    model_name: str
-    litellm_params: LitellmParams
-    model_info: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def public_name(self) -> str:
-        """The name a caller can request to reach exactly this deployment."""
-        return str(self.model_info.get("id") or self.litellm_params.model)
 
 
 class CallerConfig(_Strict):
@@ -254,14 +227,6 @@ class Settings(BaseSettings):
         """A short digest of the configuration (no secrets: references are hashed, not values)."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedDeployment:
-    """A deployment with its environment references resolved: what the router is built from."""
-
-    deployment: Deployment
-    litellm_params: dict[str, Any]
 
 
 def resolve_env(value: Any, environ: dict[str, str] | None = None) -> tuple[Any, str | None]:

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .errors import GatewayError
+from core.errors import GatewayError
 
 log = logging.getLogger("gateway")
 

@@ -27,12 +27,9 @@ import re
 import time
 from array import array
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from plugins.types import ChatRequest, ChatResponse
-
-from .errors import (
+from core.errors import (
     ForbiddenParameter,
     GatewayError,
     InvalidRequest,
@@ -42,7 +39,10 @@ from .errors import (
     UpstreamUnavailable,
     scrub,
 )
-from .settings import ResolvedDeployment
+from core.types import ChatRequest, ChatResponse
+from core.upstream import Attempt, Served, StreamHandle
+
+from .deployments import ResolvedDeployment
 
 log = logging.getLogger("gateway.upstream")
 
@@ -107,38 +107,6 @@ def _import_litellm() -> Any:
     return litellm
 
 
-@dataclass(slots=True)
-class Attempt:
-    """One deployment tried for one request."""
-
-    tier: str | None
-    deployment: str | None
-    provider: str | None
-    outcome: str  # "ok", or the error class name
-    latency_ms: float | None = None
-    retry_after: float | None = None
-    detail: str | None = None
-
-
-@dataclass(slots=True)
-class Served:
-    """Where an answer came from, and what was tried before it."""
-
-    model: str = ""
-    deployment: str = ""
-    provider: str = ""
-    cost: float = 0.0
-    attempts: list[Attempt] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class StreamHandle:
-    """An open upstream stream whose first chunk has already arrived (so failover is over)."""
-
-    chunks: AsyncIterator[dict[str, Any]]
-    served: Served
-
-
 def check_forbidden(body: dict[str, Any], forbidden: frozenset[str]) -> None:
     """Refuse a body that carries any key that would steer litellm itself."""
     for where, mapping in (("", body), ("extra_body.", body.get("extra_body")), ("metadata.", body.get("metadata"))):
@@ -170,8 +138,8 @@ def _retry_after(exc: BaseException) -> float | None:
     return float(match.group(1)) if match else None
 
 
-class Upstream:
-    """litellm.Router behind the gateway's own small interface."""
+class RouterUpstream:
+    """litellm.Router behind the gateway's own small interface (implements `core.upstream.Upstream`)."""
 
     def __init__(self, deployments: list[ResolvedDeployment], router_settings: dict[str, Any],
                  secrets: tuple[str, ...] = ()) -> None:
@@ -373,7 +341,7 @@ class Upstream:
         error = self.map_error(exc)
         attempts = self._failures(model, metadata)
         await self._note_retry_after(attempts)
-        error.attempts = attempts  # type: ignore[attr-defined]
+        error.attempts = attempts
         if type(exc).__name__ in ("RouterRateLimitError", "RouterRateLimitErrorBasic"):
             wait = await self.earliest_cooldown_end(model)
             if wait is not None:  # every deployment is cooling down: say when the first one is back

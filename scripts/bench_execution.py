@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.types import ChatRequest, ChatResponse
 from plugins.sandbox import Sandbox
-from plugins.types import ChatRequest, ChatResponse
 from plugins.validators.execution import ExecutionConfig, ExecutionValidator
 
 PROMPT = """Write a python function to find the second largest distinct number in a list.

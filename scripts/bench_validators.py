@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugins.types import ChatRequest, ChatResponse
+from core.types import ChatRequest, ChatResponse
 from plugins.validators import Scorer, Validator, default_validators
 from plugins.validators.structured import JsonModeValidator, ToolCallValidator
 from plugins.validators.text import analyze, clear_caches

@@ -4,7 +4,7 @@ Modules (import what you need; nothing is built at import time):
 
 - `store.models`: SQLAlchemy models (`AuditLog`, `ReviewItem`, `LearnedState`, `ApiKey`).
 - `store.db`: `make_engine`, `session_factory`, `migrate` (Alembic, `store/migrations`).
-- `store.records`: `AuditRecord`, what the pipeline hands to the sink.
+- `core.records` (the leaf package) holds `AuditRecord`, what the pipeline hands to the sink.
 - `store.audit_sink`: `AuditSink` (batching writer, spool fallback, replay).
 - `store.spool`: `Spool`, the fsync'd JSON-lines spool.
 - `store.writer`: `AuditWriter`, idempotent bulk inserts (audit rows + review items).

@@ -44,7 +44,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from store.records import AuditRecord, row_from_json, row_to_json
+from core.records import AuditRecord, row_from_json, row_to_json
 from store.redact import CONTENT_POLICIES, ContentPolicy, prepare_row
 from store.spool import Spool
 from store.writer import AuditWriter, describe

@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-from store.records import AuditRecord
+from core.records import AuditRecord
 
 ContentPolicy = Literal["none", "review_only", "all"]
 CONTENT_POLICIES: tuple[str, ...] = ("none", "review_only", "all")

@@ -28,8 +28,8 @@ from sqlalchemy import Connection, Engine, Insert, Table, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.records import row_to_json
 from store.models import AuditLog, ReviewItem
-from store.records import row_to_json
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from plugins.types import ChatRequest, ChatResponse
+from core.types import ChatRequest, ChatResponse
 
 PASS_SCORE = 5.0
 """Default `passed` threshold: the score below which the cascade would escalate on this check alone."""

@@ -51,7 +51,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from plugins.types import ChatRequest, ChatResponse
+from core.types import ChatRequest, ChatResponse
 from plugins.validators.base import Validator, ValidatorResult
 
 log = logging.getLogger(__name__)

@@ -41,8 +41,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from core.types import ChatRequest, ChatResponse
 from plugins.sandbox import RunResult, Sandbox, SandboxBusy, SandboxError, SandboxRefused, SandboxStats
-from plugins.types import ChatRequest, ChatResponse
 from plugins.validators.base import ValidatorResult
 from plugins.validators.examples import BUILTIN_NAMES, extract_examples
 from plugins.validators.execution_judge import (

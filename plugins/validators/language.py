@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from plugins.types import ChatRequest, ChatResponse
+from core.types import ChatRequest, ChatResponse
 from plugins.validators.base import ValidatorResult
 from plugins.validators.structure import json_requested
 from plugins.validators.text import Analysis, analyze, memo

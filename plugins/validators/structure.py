@@ -7,7 +7,7 @@ import json
 import re
 import textwrap
 
-from plugins.types import ChatRequest, ChatResponse
+from core.types import ChatRequest, ChatResponse
 from plugins.validators.base import ValidatorResult
 from plugins.validators.text import CodeBlock, analyze
 

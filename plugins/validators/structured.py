@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from plugins.types import ChatRequest, ChatResponse
+from core.types import ChatRequest, ChatResponse
 from plugins.validators.base import ValidatorResult
 from plugins.validators.schemas import SchemaCache, SchemaUnusable
 from plugins.validators.text import analyze

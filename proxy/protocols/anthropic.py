@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic import Field
 
-from plugins.types import ChatRequest, ChatResponse
-from proxy.errors import GatewayError, InvalidRequest
+from core.errors import GatewayError, InvalidRequest
+from core.types import ChatRequest, ChatResponse
 from proxy.schemas import OpenModel, validate
 
 from . import collapse, deltas, new_id, settle_trailing_system, warning

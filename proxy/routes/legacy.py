@@ -21,11 +21,11 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 from starlette.responses import Response
 
+from core.errors import InvalidRequest
+from core.types import ChatRequest
 from plugins.base import CallContext, CallResult
 from plugins.tasks import language_name
-from plugins.types import ChatRequest
 from proxy.auth import Caller
-from proxy.errors import InvalidRequest
 from proxy.schemas import OpenModel, validate
 
 from .common import admitted_body, gateway_of, run_pipeline

@@ -36,15 +36,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import State
 from starlette.responses import Response
 
+from core.errors import Conflict, DatabaseUnavailable, InvalidRequest, NotFound
+from core.records import STATUSES, AuditRecord
 from proxy.auth import Caller, require_admin
-from proxy.errors import Conflict, DatabaseUnavailable, InvalidRequest, NotFound
 from proxy.http import read_json
 from proxy.schemas import validate
 from proxy.services import Gateway
 from store import queries as q
 from store.db import session_factory
 from store.models import AuditLog, ReviewItem
-from store.records import STATUSES, AuditRecord
 
 log = logging.getLogger("gateway.review")
 router = APIRouter()

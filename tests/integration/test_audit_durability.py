@@ -27,8 +27,8 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
-from store.testing import TcpProxy, postgres_reachable, postgres_schema, with_address
 from tests.support.servers import AGENT_KEY, ENV, GatewayServer, base_config
+from tests.support.services import TcpProxy, postgres_reachable, postgres_schema, with_address
 
 REPO = Path(__file__).resolve().parents[2]
 HEADERS = {"authorization": f"Bearer {AGENT_KEY}"}

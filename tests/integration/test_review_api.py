@@ -22,8 +22,8 @@ import pytest
 from starlette.datastructures import State
 
 from proxy.routes.review import review_queue_summary
-from store.testing import TcpProxy, postgres_reachable, postgres_schema, with_address
 from tests.support.servers import ADMIN_KEY, AGENT_KEY, GatewayServer
+from tests.support.services import TcpProxy, postgres_reachable, postgres_schema, with_address
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 GOOD = "Here is the function:\n```python\ndef add(a, b):\n    return a + b\n```\nIt adds two numbers."

@@ -18,14 +18,14 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.records import AuditRecord
 from store import queries as q
 from store.db import make_engine, migrate, session_factory, sqlite_url
 from store.models import AuditLog, Base, ReviewItem
-from store.records import AuditRecord
 from store.redact import prepare_row
 from store.retention import purge_older_than
-from store.testing import TcpProxy, postgres_reachable, postgres_schema
 from store.writer import AuditWriter
+from tests.support.services import TcpProxy, postgres_reachable, postgres_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import make_url
 
+from core.records import AuditRecord
 from store import queries as q
 from store.audit_sink import AuditSink
 from store.db import make_engine, migrate, session_factory, sqlite_url
 from store.models import AuditLog, ReviewItem
-from store.records import AuditRecord
 from store.spool import Spool
-from store.testing import TcpProxy, postgres_reachable, postgres_schema, with_address
+from tests.support.services import TcpProxy, postgres_reachable, postgres_schema, with_address
 
 SECRET = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"
 FAST: dict[str, Any] = dict(flush_interval_s=0.02, replay_interval_s=0.05, write_timeout_s=2.0)

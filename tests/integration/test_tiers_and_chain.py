@@ -11,8 +11,8 @@ import httpx
 import pytest
 import redis
 
-from store.testing import TcpProxy
 from tests.support.servers import AGENT_KEY, base_config, deployment
+from tests.support.services import TcpProxy
 
 AUTH = {"Authorization": f"Bearer {AGENT_KEY}"}
 REDIS_DB = 15  # the tests' own database: flushed before each test that uses it

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from core.records import AuditRecord
 from learning.types import AuditSample, Review, Step
 from store.db import session_factory
 from store.models import AuditLog, ReviewItem
-from store.records import AuditRecord
 from store.redact import prepare_row
 from store.writer import AuditWriter
 

@@ -13,7 +13,7 @@ import redis
 from learning.locks import FileLock, Lock, PostgresLock, RedisLock, held, lock_factory
 from learning.runner import LearningContext, run_cycle
 from store.db import make_engine, migrate
-from store.testing import postgres_reachable, postgres_schema
+from tests.support.services import postgres_reachable, postgres_schema
 
 REDIS_DB = 14  # this module's own database: flushed before and after
 

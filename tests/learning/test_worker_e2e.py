@@ -16,11 +16,11 @@ import pytest
 import yaml
 from sqlalchemy import Engine
 
-from learning.cli import register
-from learning.reload import StatePoller
 from learning.runner import LearningContext, run_cycle
 from learning.worker import LearningWorker
 from plugins.state import StateHolder
+from proxy.learn_cli import register
+from proxy.state_poller import StatePoller
 from store.db import session_factory
 from store.queries import list_learned_states, save_learned_state
 from tests.learning.factories import add_review, record, write_records
@@ -149,7 +149,7 @@ def test_an_invalid_merged_state_is_rejected_whole(context: LearningContext, eng
 
 def test_command_lines_work_as_a_user_runs_them(config_path: Path) -> None:
     env = {**os.environ, **ENV}
-    result = subprocess.run([sys.executable, "-m", "learning.cli", "learn", "history", "--config", str(config_path)],
+    result = subprocess.run([sys.executable, "-m", "proxy.cli", "learn", "history", "--config", str(config_path)],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "no learned versions yet" in result.stdout, result.stderr
 
@@ -219,7 +219,7 @@ def test_a_running_gateway_serves_the_new_assignment(make_gateway: Any, tmp_path
         return response.headers["x-gateway-tier"]
 
     assert tier_for("code_generation", "write a sort") == "medium"
-    state = gateway.state.current.to_json()
+    state = gateway.state.current.state.to_json()
     with session_factory(gateway.engine)() as session:
         save_learned_state(session, {**state, "assignments": {**state["assignments"], "code_generation": "fast"}},
                            source="learning:assignments")

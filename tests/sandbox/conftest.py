@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.types import ChatRequest, ChatResponse
 from plugins.sandbox import Sandbox, SandboxConfig, SandboxRefused
-from plugins.types import ChatRequest, ChatResponse
 from plugins.validators.execution import ExecutionConfig, ExecutionValidator
 
 CONFIG = ExecutionConfig(enabled_task_types=["code_generation", "code_completion"], pool_size=2)

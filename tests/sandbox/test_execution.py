@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
+from core.learned import LearnedState, Thresholds
+from core.upstream import Served
 from plugins.base import CallContext, CallResult
 from plugins.cascade import Cascade, Policy
 from plugins.sandbox import Sandbox, SandboxConfig, SandboxRefused
-from plugins.state import LearnedState, StateHolder, Thresholds
+from plugins.state import Snapshot, StateHolder
 from plugins.tasks import build_task_types
 from plugins.validators import Scorer, default_validators
 from plugins.validators.execution import ExecutionValidator, run_prechecks
-from proxy.upstream import Served
 
 from .conftest import CONFIG, answer, code_request, fenced
 
@@ -270,7 +271,7 @@ def test_score_uses_the_precheck_and_does_not_run_on_the_loop(validator):
 def _cascade(validator: ExecutionValidator) -> Cascade:
     scorer = Scorer([*default_validators(), validator])
     tiers = ["fast", "medium"]
-    state = StateHolder(LearnedState(0, Thresholds(), {}, dict(scorer.weights), {}, scorer), tiers, scorer)
+    state = StateHolder(Snapshot(LearnedState(0, Thresholds(), {}, dict(scorer.weights), {}), scorer), tiers, scorer)
     return Cascade(tiers, build_task_types({}), state, Policy(5.0, 2, None, True, True))
 
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from plugins.types import ChatRequest, ChatResponse
+from core.types import ChatRequest, ChatResponse
 from plugins.validators import NEUTRAL, Scorer, ValidatorResult, combine, default_validators
 from plugins.validators.confidence import cap
 

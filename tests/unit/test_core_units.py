@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from core.errors import AuthenticationFailed, ForbiddenParameter, ModelNotFound, RateLimited
 from proxy.auth import Authenticator, key_digest, presented_key
 from proxy.catalog import Catalog
-from proxy.errors import AuthenticationFailed, ForbiddenParameter, ModelNotFound, RateLimited
 from proxy.limits import Limiter
 from proxy.settings import Settings
 from proxy.upstream import _ALWAYS_FORBIDDEN, check_forbidden

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from store.records import AuditRecord, sha256_hex
+from core.records import AuditRecord, sha256_hex
 from store.redact import prepare_row, redact
 
 SECRETS = {

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from plugins.types import ChatRequest, ChatResponse
+from core.types import ChatRequest, ChatResponse
 from plugins.validators import VALIDATORS, ValidatorResult, build_validators, default_validators
 from plugins.validators.content import NonEmptyValidator, RefusalValidator, RepetitionValidator
 from plugins.validators.language import LanguageValidator, detect_text, normalize_language

@@ -29,7 +29,7 @@ from plugins.state import StateError, StateHolder
 from store.db import session_factory
 from store.queries import get_active_learned_state, list_learned_states
 
-log = logging.getLogger("gateway.learning.reload")
+log = logging.getLogger("gateway.state")
 
 
 class StatePoller:

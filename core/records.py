@@ -17,7 +17,7 @@ Status = Literal["approved", "warning", "pending_review", "error"]
 STATUSES: tuple[str, ...] = ("approved", "warning", "pending_review", "error")
 
 
-class Attempt(TypedDict, total=False):
+class AttemptRow(TypedDict, total=False):
     """One upstream call the router made for this request (retries and fallbacks included)."""
 
     tier: str
@@ -65,7 +65,7 @@ class AuditRecord:
     served_model: str | None = None
     provider: str | None = None
     deployment: str | None = None
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[AttemptRow] = field(default_factory=list)
     escalations: int = 0
     steps: list[CascadeStep] = field(default_factory=list)
     validator_scores: dict[str, float] = field(default_factory=dict)

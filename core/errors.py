@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .upstream import Attempt
+
 _SECRETISH = re.compile(
     r"(sk-[A-Za-z0-9_\-]{6,}|gsk_[A-Za-z0-9]{6,}|csk-[A-Za-z0-9]{6,}|nvapi-[A-Za-z0-9_\-]{6,}"
     r"|Bearer\s+[A-Za-z0-9._\-]+|(?:api[_-]?key|token|secret|password)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]+)",
@@ -59,6 +61,8 @@ class GatewayError(Exception):
         if code is not None:
             self.code = code
         self.headers = headers or {}
+        # The deployments tried before the failure (upstream errors); the audit records them.
+        self.attempts: list[Attempt] = []
 
     def to_body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.error_type, "param": self.param, "code": self.code}}

@@ -5,9 +5,9 @@
     llm-gateway learn history [--limit N] [--json]            versions: time, source, active, summary
     llm-gateway learn rollback VERSION                        make an older version active again
 
-`register(subparsers)` adds the `learn` command to the main parser (proxy/cli.py); `main` runs it
-standalone (`python -m learning.cli learn ...`). Exit codes: 0 done, 1 failed or rejected,
-2 bad configuration, 3 another worker held the lock (nothing was done).
+`register(subparsers)` adds the `learn` command to the main parser (proxy/cli.py). It lives with
+the other command-line front ends so the `learning` package never imports the gateway.
+Exit codes: 0 done, 1 failed or rejected, 2 bad configuration, 3 another worker held the lock (nothing was done).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _once(context: Any, cycles: list[str], dry_run: bool) -> int:
 
 def _forever(context: Any, run_at_start: bool, log_level: str) -> int:
     from learning.worker import LearningWorker
-    from proxy.cli import setup_logging
+    from proxy.logs import setup_logging
 
     setup_logging(log_level)
 
@@ -205,14 +205,3 @@ def _rollback(args: argparse.Namespace) -> int:
     finally:
         context.engine.dispose()
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llm-gateway")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

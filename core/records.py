@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
-Status = Literal["approved", "warning", "pending_review", "error"]
-STATUSES: tuple[str, ...] = ("approved", "warning", "pending_review", "error")
+# `unscored`: answered, but nothing judged the answer (embeddings; a stream that ended before it
+# could be scored). No evidence is not approval, so such a call is never counted `approved`.
+Status = Literal["approved", "warning", "pending_review", "unscored", "error"]
+STATUSES: tuple[str, ...] = ("approved", "warning", "pending_review", "unscored", "error")
 
 
 class AttemptRow(TypedDict, total=False):
@@ -32,10 +34,12 @@ class CascadeStep(TypedDict, total=False):
     """One tier the cascade tried: its answer's validator score, cost and latency."""
 
     tier: str
-    model: str
+    model: str | None
     score: float | None
     cost: float
     latency_ms: float
+    error: str  # the error class, when the tier failed instead of answering
+    checks_ms: dict[str, float]  # time spent in checks that ran off the event loop (code execution)
 
 
 def utcnow() -> datetime:
@@ -84,6 +88,7 @@ class AuditRecord:
     output: str | None = None
     offline: bool = False
     spot_check: bool = False
+    learned_version: int | None = None  # the learned-state version that decided this call
 
     @property
     def needs_review(self) -> bool:
@@ -129,6 +134,7 @@ class AuditRecord:
             "output": _opt_str(self.output),
             "offline": bool(self.offline),
             "spot_check": bool(self.spot_check),
+            "learned_version": None if self.learned_version is None else int(self.learned_version),
         }
 
 

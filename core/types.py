@@ -8,7 +8,11 @@ small dataclasses (not pydantic models) matters: one of each is built per reques
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# What the upstream is asked for. Every route goes through the one pipeline; the kind says which
+# upstream call the innermost step makes (and whether there is an answer text to judge).
+CallKind = Literal["chat", "completion", "embedding"]
 
 
 def _content_text(content: Any) -> str:
@@ -32,6 +36,10 @@ class ChatRequest:
     fields (temperature, top_p, max_tokens, stop, seed, n, user, tools, tool_choice,
     response_format, ...): the upstream adapter forwards exactly these, nothing from the raw body.
     `task_type`, `language` and `labels` are gateway hints that never go upstream.
+
+    `kind` is `chat` for every chat-shaped route (chat, Responses, Messages, legacy). For
+    `completion` and `embedding`, `payload` is the OpenAI `prompt` / `input` as sent, and
+    `messages` holds its text as one user message (for task inference and the audit).
     """
 
     messages: list[dict[str, Any]]
@@ -41,6 +49,9 @@ class ChatRequest:
     task_type: str | None = None
     language: str | None = None
     labels: list[str] | None = None
+    kind: CallKind = "chat"
+    payload: Any = None
+    encoding_format: str = "float"
 
     @property
     def tools(self) -> list[dict[str, Any]] | None:
@@ -82,6 +93,24 @@ class ChatResponse:
     completion_tokens: int = 0
     model: str = ""
     body: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_completion(cls, body: dict[str, Any]) -> ChatResponse:
+        """An OpenAI `text_completion` body: the first choice's `text` is the answer."""
+        choices = body.get("choices") or [{}]
+        first = choices[0] or {}
+        usage = body.get("usage") or {}
+        return cls(text=str(first.get("text") or ""), finish_reason=first.get("finish_reason"),
+                   prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                   completion_tokens=int(usage.get("completion_tokens") or 0),
+                   model=str(body.get("model") or ""), body=body)
+
+    @classmethod
+    def from_embedding(cls, body: dict[str, Any]) -> ChatResponse:
+        """An OpenAI embeddings list: no text to judge, only the tokens it cost."""
+        usage = body.get("usage") or {}
+        return cls(text="", prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                   model=str(body.get("model") or ""), body=body)
 
     @classmethod
     def from_openai(cls, body: dict[str, Any]) -> ChatResponse:

@@ -39,8 +39,8 @@ def record_for(ctx: CallContext, result: CallResult | None, error: BaseException
         output = response.text
         if response.tool_calls:
             output += ("\n" if output else "") + json.dumps(response.tool_calls)
-    # Without a gate plugin nothing was held back, so an answered call counts as approved.
-    status = "error" if error is not None or result is None else (result.status or "approved")
+    # No verdict (nothing scored the answer, or a stream ended before it could be) is not approval.
+    status = "error" if error is not None or result is None else (result.status or "unscored")
     return AuditRecord(
         request_id=ctx.request_id,
         caller=ctx.caller,
@@ -52,8 +52,8 @@ def record_for(ctx: CallContext, result: CallResult | None, error: BaseException
         provider=served.provider if served else None,
         deployment=served.deployment if served else None,
         attempts=[asdict(a) for a in ctx.attempts],  # type: ignore[misc]
-        escalations=int(ctx.state.get("escalations", 0)),
-        steps=list(ctx.steps),  # type: ignore[arg-type]
+        escalations=ctx.escalations,
+        steps=list(ctx.steps),
         validator_scores=dict(result.validator_scores) if result else {},
         confidence=result.confidence if result else None,
         status=status,  # type: ignore[arg-type]
@@ -62,6 +62,7 @@ def record_for(ctx: CallContext, result: CallResult | None, error: BaseException
         tokens_in=response.prompt_tokens if response else 0,
         tokens_out=response.completion_tokens if response else 0,
         cost=round(sum(step.get("cost") or 0.0 for step in ctx.steps) or (served.cost if served else 0.0), 8),
+        learned_version=ctx.learned.version,
         error_class=error_class(error) if error is not None else None,
         session_id=ctx.session_id,
         prompt=ctx.request.prompt_text(("system", "developer", "user", "tool")),

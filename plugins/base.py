@@ -16,15 +16,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from core.records import CascadeStep
 from core.types import ChatRequest, ChatResponse
 from core.upstream import Attempt, Served
+
+from .state import Snapshot
+from .validators.base import ValidatorResult
 
 log = logging.getLogger("gateway.pipeline")
 
 
 @dataclass(slots=True)
 class CallContext:
-    """Everything one request carries through the pipeline."""
+    """Everything one request carries through the pipeline: typed fields, no bag of extras.
+
+    Built by the gateway (`Gateway.context`) for every route. `learned` is the one learned-state
+    snapshot this request is decided by (read once; the audit row records its version).
+    """
 
     request_id: str
     caller: str
@@ -33,16 +41,25 @@ class CallContext:
     request: ChatRequest
     target: str  # the tier, model group or deployment the upstream call goes to
     deadline: float  # time.monotonic() by which everything must be done
+    learned: Snapshot
     tier: str | None = None
     route_reason: str = "default"
     session_id: str | None = None
+    # Set from the model name: `auto` (or an alias of it) lets tier selection pick the tier.
+    auto: bool = False
+    alias: str | None = None  # the alias the requested model name matched, if any
+    limit_key: str = ""  # whose token budget the call's tokens are charged to
+    # Written by the plugins, read by later ones and by the audit.
+    task_reason: str | None = None  # why the task type is what it is, when it was inferred
+    session_key: str | None = None  # the session pin's key, when pinning applies
+    escalations: int = 0
+    validator_results: tuple[ValidatorResult, ...] = ()
     response_headers: dict[str, str] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[CascadeStep] = field(default_factory=list)
     upstream_ms: float = 0.0
     started: float = field(default_factory=time.perf_counter)
     first_byte_ms: float | None = None
-    state: dict[str, Any] = field(default_factory=dict)
     finalizers: list[Finalizer] = field(default_factory=list)
 
     def defer(self, finalizer: Finalizer) -> None:
@@ -65,7 +82,13 @@ class CallResult:
     validator_scores: dict[str, float] = field(default_factory=dict)
 
 
-CallNext = Callable[[CallContext], Awaitable[CallResult]]
+class CallNext(Protocol):
+    """The rest of the pipeline. `stream` says whether the upstream answer should stream (the
+    innermost step calls the upstream exactly as told; nothing flips the request to steer it)."""
+
+    def __call__(self, ctx: CallContext, *, stream: bool) -> Awaitable[CallResult]: ...
+
+
 # Must not wait on I/O. Runs once the call is over: after the answer for JSON, after the last chunk (or the failure,
 # or the client going away) for a stream. `error` is None on success.
 Finalizer = Callable[["CallContext", CallResult | None, BaseException | None], Awaitable[None]]
@@ -90,14 +113,14 @@ class BasePlugin:
         return None
 
     async def wrap_call(self, ctx: CallContext, call_next: CallNext) -> CallResult:
-        return await call_next(ctx)
+        return await call_next(ctx, stream=ctx.request.stream)
 
     async def after_call(self, ctx: CallContext, result: CallResult) -> CallResult:
         return result
 
 
 def _wrap(plugin: Plugin, inner: CallNext) -> CallNext:
-    async def call(ctx: CallContext) -> CallResult:
+    async def call(ctx: CallContext, *, stream: bool) -> CallResult:
         return await plugin.wrap_call(ctx, inner)
 
     return call
@@ -117,7 +140,7 @@ class Pipeline:
         try:
             for plugin in self.plugins:
                 await plugin.before_call(ctx)
-            result = await self._chain(ctx)
+            result = await self._chain(ctx, stream=ctx.request.stream)
             for plugin in self._reversed:
                 result = await plugin.after_call(ctx, result)
         except BaseException as exc:

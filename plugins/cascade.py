@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import GatewayError, RateLimited, UpstreamError
+from core.records import CascadeStep
 from core.types import ChatResponse
 
 from .base import BasePlugin, CallContext, CallNext, CallResult
-from .state import StateHolder
 from .streams import Accumulator, replay
 from .tasks import TaskType
+from .validators import Scorer
 from .validators.execution import run_prechecks
 
 log = logging.getLogger("gateway.cascade")
@@ -44,11 +45,10 @@ class Policy:
 class Cascade(BasePlugin):
     name = "cascade"
 
-    def __init__(self, tiers: list[str], task_types: dict[str, TaskType], state: StateHolder, default: Policy) -> None:
+    def __init__(self, tiers: list[str], task_types: dict[str, TaskType], default: Policy) -> None:
         self.tiers = tiers
         self.next_tier = {tier: tiers[i + 1] for i, tier in enumerate(tiers[:-1])}
         self.task_types = task_types
-        self.state = state
         self.default = default
 
     def policy(self, ctx: CallContext) -> Policy:
@@ -72,10 +72,11 @@ class Cascade(BasePlugin):
         )
 
     async def wrap_call(self, ctx: CallContext, call_next: CallNext) -> CallResult:
+        if ctx.request.kind == "embedding":  # nothing to judge, nowhere to escalate
+            return await call_next(ctx, stream=False)
         policy = self.policy(ctx)
-        scorer = self.state.current.scorer
-        assert scorer is not None
-        wants_stream = ctx.request.stream
+        scorer = ctx.learned.scorer
+        wants_stream = ctx.request.stream and ctx.request.kind == "chat"
         best: CallResult | None = None
         escalations = 0
         spent = 0.0
@@ -83,12 +84,10 @@ class Cascade(BasePlugin):
             while True:
                 more = self._can_escalate(ctx, policy, escalations, spent)
                 if wants_stream and (not more or not policy.buffer_streams):
-                    ctx.request.stream = True
-                    return self._score_stream(ctx, await call_next(ctx), scorer)
-                ctx.request.stream = False
+                    return self._score_stream(ctx, await call_next(ctx, stream=True), scorer)
                 started = time.perf_counter()
                 try:
-                    result = await call_next(ctx)
+                    result = await call_next(ctx, stream=False)
                 except (UpstreamError, RateLimited) as exc:
                     if not (policy.escalate_on_error and more):
                         if best is not None:
@@ -106,7 +105,7 @@ class Cascade(BasePlugin):
                 scoring = scorer.score(ctx.request, result.response)
                 result.confidence = scoring.confidence
                 result.validator_scores = {r.name: r.score for r in scoring.results if not r.abstained}
-                ctx.state["validator_results"] = scoring.results
+                ctx.validator_results = scoring.results
                 spent += result.served.cost
                 self._step(ctx, result, scoring.confidence, started, checks_ms=checks_ms)
                 if best is None or (result.confidence or 0) > (best.confidence or 0):
@@ -117,8 +116,7 @@ class Cascade(BasePlugin):
                 ctx.route_reason += f"; escalated to {ctx.tier} (confidence {scoring.confidence:.1f})"
                 escalations += 1
         finally:
-            ctx.request.stream = wants_stream
-            ctx.state["escalations"] = escalations
+            ctx.escalations = escalations
         assert best is not None
         if wants_stream and best.response is not None:
             best.stream = replay(best.response)
@@ -133,19 +131,16 @@ class Cascade(BasePlugin):
         error: GatewayError | None = None,
         checks_ms: dict[str, float] | None = None,
     ) -> None:
-        ctx.steps.append(
-            {
-                "tier": ctx.tier or ctx.target,
-                "model": result.served.model if result else None,
-                "score": confidence,
-                "cost": result.served.cost if result else 0.0,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
-                **({"error": type(error).__name__} if error else {}),
-                **({"checks_ms": checks_ms} if checks_ms else {}),
-            }
-        )
+        step = CascadeStep(tier=ctx.tier or ctx.target, model=result.served.model if result else None,
+                           score=confidence, cost=result.served.cost if result else 0.0,
+                           latency_ms=round((time.perf_counter() - started) * 1000, 1))
+        if error is not None:
+            step["error"] = type(error).__name__
+        if checks_ms:
+            step["checks_ms"] = checks_ms
+        ctx.steps.append(step)
 
-    def _score_stream(self, ctx: CallContext, result: CallResult, scorer: Any) -> CallResult:
+    def _score_stream(self, ctx: CallContext, result: CallResult, scorer: Scorer) -> CallResult:
         """Pass the stream through; when it ends, score what was sent and record the step."""
         assert result.stream is not None
         started = time.perf_counter()
@@ -162,7 +157,7 @@ class Cascade(BasePlugin):
             result.response = response
             result.confidence = scoring.confidence
             result.validator_scores = {r.name: r.score for r in scoring.results if not r.abstained}
-            ctx.state["validator_results"] = scoring.results
+            ctx.validator_results = scoring.results
             self._step(ctx, result, scoring.confidence, started, checks_ms=checks_ms)
 
         result.stream = scored()

@@ -15,7 +15,6 @@ from .audit import Audit, Sink
 from .base import Plugin
 from .cascade import Cascade, Policy
 from .gate import Gate
-from .state import StateHolder
 from .tasks import TaskType
 from .tiering import PinStore, TierSelection
 
@@ -26,7 +25,6 @@ BUILTIN_PLUGINS = ("audit", "tier_selection", "cascade", "gate")
 class PluginDeps:
     tiers: list[str]
     task_types: dict[str, TaskType]
-    state: StateHolder
     policy: Policy
     pins: PinStore
     pin_ttl_s: float
@@ -42,11 +40,11 @@ def build_plugins(names: list[str], deps: PluginDeps) -> list[Plugin]:
             if deps.sink is not None or deps.observers:
                 plugins.append(Audit(deps.sink, deps.observers, deps.spot_check_share))
         elif name == "tier_selection":
-            plugins.append(TierSelection(deps.tiers, deps.task_types, deps.state, deps.pins, deps.pin_ttl_s))
+            plugins.append(TierSelection(deps.tiers, deps.task_types, deps.pins, deps.pin_ttl_s))
         elif name == "cascade":
-            plugins.append(Cascade(deps.tiers, deps.task_types, deps.state, deps.policy))
+            plugins.append(Cascade(deps.tiers, deps.task_types, deps.policy))
         elif name == "gate":
-            plugins.append(Gate(deps.state))
+            plugins.append(Gate())
         else:
             raise ValueError(f"plugins: unknown plugin {name!r} (built-ins: {', '.join(BUILTIN_PLUGINS)})")
     return plugins

@@ -17,7 +17,6 @@ from typing import Protocol
 from core.errors import InvalidRequest
 
 from .base import BasePlugin, CallContext, CallResult
-from .state import StateHolder
 from .tasks import TaskType, infer_task_type
 
 
@@ -74,7 +73,6 @@ class TierSelection(BasePlugin):
         self,
         tiers: list[str],
         task_types: dict[str, TaskType],
-        state: StateHolder,
         pins: PinStore,
         pin_ttl_s: float,
         rng: random.Random | None = None,
@@ -82,24 +80,25 @@ class TierSelection(BasePlugin):
         self.tiers = tiers
         self.rank = {tier: i for i, tier in enumerate(tiers)}
         self.task_types = task_types
-        self.state = state
         self.pins = pins
         self.pin_ttl_s = pin_ttl_s
         self.rng = rng or random.Random()
 
     async def before_call(self, ctx: CallContext) -> None:
         request = ctx.request
+        if request.kind == "embedding":
+            return  # embeddings go to the embeddings group; there is no task to route
         if request.task_type is None:
             request.task_type, why = infer_task_type(request.prompt_text(), bool(request.tools))
-            ctx.state["task_reason"] = f"inferred {request.task_type} ({why})"
+            ctx.task_reason = f"inferred {request.task_type} ({why})"
         elif request.task_type not in self.task_types:
             raise InvalidRequest(
                 f"unknown task_type '{request.task_type}'; known task types: {', '.join(sorted(self.task_types))}",
                 param="task_type",
             )
-        if not ctx.state.get("auto"):
+        if not ctx.auto:
             return
-        state = self.state.current
+        state = ctx.learned
         task = request.task_type
         tier = state.assignments.get(task) or self.task_types[task].tier
         reason = f"task {task} -> {tier}"
@@ -109,15 +108,17 @@ class TierSelection(BasePlugin):
             reason += f", exploring {tier}"
         if self.pin_ttl_s:
             key = session_key(ctx)
-            ctx.state["session_key"] = key
+            ctx.session_key = key
             pinned = await self.pins.get(key)
             if pinned in self.rank and self.rank[pinned] > self.rank[tier]:
                 tier, reason = pinned, reason + f", pinned to {pinned} by session"
         ctx.tier = ctx.target = tier
-        ctx.route_reason = ctx.state.get("via", "") + reason
+        via = f"alias {ctx.alias} -> " if ctx.alias else ""
+        why = f" ({ctx.task_reason})" if ctx.task_reason else ""
+        ctx.route_reason = f"{via}{reason}{why}"
 
     async def after_call(self, ctx: CallContext, result: CallResult) -> CallResult:
-        key = ctx.state.get("session_key")
+        key = ctx.session_key
         if key and ctx.tier in self.rank:
             await self.pins.set(key, ctx.tier, self.pin_ttl_s)
         return result

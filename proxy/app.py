@@ -32,8 +32,7 @@ log = logging.getLogger("gateway")
 
 
 def error_response(request: Request, exc: GatewayError) -> JSONResponse:
-    headers = dict(exc.headers)
-    headers.update(getattr(request.state, "rate_headers", {}) if exc.status_code != 429 else {})
+    headers = dict(exc.headers)  # includes the caller's x-ratelimit-* (routes/common.py)
     body = exc.to_anthropic_body() if request.url.path.startswith("/v1/messages") else exc.to_body()
     return JSONResponse(body, status_code=exc.status_code, headers=headers)
 

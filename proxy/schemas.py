@@ -112,5 +112,30 @@ def chat_request(body: dict[str, Any], allowed: frozenset[str], task_type: str |
     )
 
 
+def _payload_text(value: Any) -> str:
+    """The text of a completion prompt or embeddings input (token-id lists have none)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "\n\n".join(item for item in value if isinstance(item, str))
+    return ""
+
+
+def completion_request(body: dict[str, Any], allowed: frozenset[str], task_type: str | None) -> ChatRequest:
+    """`/v1/completions` as a `ChatRequest` of kind `completion` (the prompt is sent as given)."""
+    parsed: CompletionBody = validate(CompletionBody, body)
+    params = {k: v for k, v in body.items() if k in allowed and v is not None}
+    return ChatRequest(messages=[{"role": "user", "content": _payload_text(parsed.prompt)}], params=params,
+                       stream=parsed.stream, task_type=task_type, kind="completion", payload=parsed.prompt)
+
+
+def embedding_request(body: dict[str, Any], allowed: frozenset[str]) -> ChatRequest:
+    """`/v1/embeddings` as a `ChatRequest` of kind `embedding`."""
+    parsed: EmbeddingBody = validate(EmbeddingBody, body)
+    params = {k: v for k, v in body.items() if k in allowed and v is not None}
+    return ChatRequest(messages=[{"role": "user", "content": _payload_text(parsed.input)}], params=params,
+                       kind="embedding", payload=parsed.input, encoding_format=parsed.encoding_format)
+
+
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None

@@ -118,7 +118,7 @@ class Gateway:
         pins = RedisPins(redis, LocalPins()) if redis else LocalPins()
         metrics = metrics or GatewayMetrics(known_task_types=set(task_types))
         metrics.known_task_types = set(task_types)
-        deps = PluginDeps(settings.tiers, task_types, state, policy, pins, settings.session_pin_ttl_s, sink,
+        deps = PluginDeps(settings.tiers, task_types, policy, pins, settings.session_pin_ttl_s, sink,
                           observers=[metrics.observe], spot_check_share=settings.audit.spot_check_share)
         pipeline = Pipeline(build_plugins(settings.plugins, deps), upstream_call(upstream))
         keys = DatabaseKeys(session_factory(engine))
@@ -177,39 +177,41 @@ class Gateway:
             await asyncio.sleep(10)
             await self._migrate_once()
 
-    async def admit(self, request: Request) -> Caller:
-        """Authenticate and apply the caller's request limit; headers for the answer go to state."""
+    async def admit(self, request: Request) -> Admission:
+        """Authenticate and apply the caller's request limit (401/429 raised here)."""
         caller = await self.auth.authenticate(request.headers.get("authorization"), request.headers.get("x-api-key"))
-        request.state.caller = caller
         rpm = caller.rpm or self.settings.limits.default_rpm
         tpm = caller.tpm or self.settings.limits.default_tpm
-        if rpm or tpm:
-            request.state.rate_headers = (await self.limiter.check(caller.name, rpm, tpm)).headers()
-        return caller
+        headers = (await self.limiter.check(caller.name, rpm, tpm)).headers() if rpm or tpm else {}
+        return Admission(caller, headers, tpm_limited=bool(tpm))
 
-    def charge_tokens(self, ctx: CallContext) -> None:
+    def _charge_tokens(self, ctx: CallContext) -> None:
         """Charge the call's tokens to its caller when it ends (a finalizer: schedules, never waits)."""
-        if not (self.settings.limits.default_tpm or ctx.state.get("tpm")):
-            return
 
         async def charge(ctx: CallContext, result: Any, error: BaseException | None) -> None:
             response = result.response if result is not None else None
             if response is not None:
                 tokens = response.prompt_tokens + response.completion_tokens
-                task = asyncio.create_task(self.limiter.add_tokens(ctx.state["limit_key"], tokens))
+                task = asyncio.create_task(self.limiter.add_tokens(ctx.limit_key, tokens))
                 self._tasks.append(task)
                 task.add_done_callback(self._tasks.remove)
 
         ctx.defer(charge)
 
-    def context(self, request: Request, caller: Caller, route: str, requested: str, chat: ChatRequest) -> CallContext:
+    def context(self, request: Request, admission: Admission, route: str, requested: str,
+                chat: ChatRequest) -> CallContext:
         resolved = self.catalog.resolve(requested)
-        via = f"alias {resolved.via_alias} -> " if resolved.via_alias else ""
         auto = resolved.kind == "auto"
-        if auto:
-            target, reason = self.settings.default_tier, f"{via}auto: default tier"
+        if chat.kind == "embedding":
+            target = (self.settings.embedding_group or self.settings.default_tier) if auto else resolved.name
+            reason = "embeddings group" if auto else f"requested {resolved.kind}"
+        elif auto:
+            target, reason = self.settings.default_tier, "auto: default tier"
         else:
-            target, reason = resolved.name, f"{via}requested {resolved.kind}"
+            target, reason = resolved.name, f"requested {resolved.kind}"
+        if resolved.via_alias:
+            reason = f"alias {resolved.via_alias} -> {reason}"
+        caller = admission.caller
         ctx = CallContext(
             request_id=request.state.request_id,
             caller=caller.name,
@@ -217,14 +219,24 @@ class Gateway:
             requested_model=requested,
             request=chat,
             target=target,
+            learned=self.state.current,  # the one snapshot this request is decided by
             tier=target if target in self.catalog.tiers else None,
             route_reason=reason,
             session_id=request.headers.get("x-session-id"),
             deadline=time.monotonic() + self.settings.limits.request_timeout_s,
+            auto=auto and chat.kind != "embedding",
+            alias=resolved.via_alias,
+            limit_key=caller.name,
         )
-        ctx.state["auto"] = auto
-        ctx.state["via"] = via
-        ctx.state["limit_key"] = caller.name
-        ctx.state["tpm"] = caller.tpm
-        self.charge_tokens(ctx)
+        if admission.tpm_limited:
+            self._charge_tokens(ctx)
         return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """A caller let in: who it is, the x-ratelimit-* headers for its answer, whether tokens count."""
+
+    caller: Caller
+    rate_headers: dict[str, str] = field(default_factory=dict)
+    tpm_limited: bool = False

@@ -127,6 +127,7 @@ class AuditLog(Base):
     offline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # A warning/approved answer sampled for review (unbiased reviewer acceptance for the learner).
     spot_check: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    learned_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the state that decided
 
 
 class ReviewItem(Base):

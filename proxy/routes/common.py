@@ -1,21 +1,26 @@
 """What every model route does before and after its own translation: one place, so it cannot drift.
 
-    admitted_body(request)  -> caller, body     auth + limits, then the body (413/400), then the allowlist
-    run_pipeline(request, ctx) -> result, headers   the pipeline, the upstream time for the overhead
-                                                    header, and the x-gateway-* / x-ratelimit-* headers
+    admitted_body(request)              -> admission, body    auth + limits, then the body (413/400),
+                                                               then the allowlist
+    run_pipeline(request, admission, ctx) -> result, headers  the pipeline, the upstream time for the
+                                                               overhead header, x-gateway-* / x-ratelimit-*
+
+An error raised after admission carries the caller's x-ratelimit-* headers too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.requests import Request
 
+from core.errors import GatewayError
 from plugins.base import CallContext, CallResult
-from proxy.auth import Caller
 from proxy.http import read_json
-from proxy.services import Gateway
-from proxy.upstream import Served, check_forbidden
+from proxy.services import Admission, Gateway
+from proxy.upstream import check_forbidden
 
 
 def gateway_of(request: Request) -> Gateway:
@@ -23,14 +28,26 @@ def gateway_of(request: Request) -> Gateway:
     return gateway
 
 
-async def admitted_body(request: Request) -> tuple[Caller, Any]:
+@contextmanager
+def with_rate_headers(admission: Admission) -> Iterator[None]:
+    """Errors raised inside still tell the caller where it stands against its limits."""
+    try:
+        yield
+    except GatewayError as exc:
+        for name, value in admission.rate_headers.items():
+            exc.headers.setdefault(name, value)
+        raise
+
+
+async def admitted_body(request: Request) -> tuple[Admission, Any]:
     """The caller (401/429 before anything is read) and the JSON body, refused if it steers litellm."""
     gw = gateway_of(request)
-    caller = await gw.admit(request)
-    body = await read_json(request, gw.settings.limits.max_body_bytes)
-    if isinstance(body, dict):
-        check_forbidden(body, gw.upstream.forbidden)
-    return caller, body
+    admission = await gw.admit(request)
+    with with_rate_headers(admission):
+        body = await read_json(request, gw.settings.limits.max_body_bytes)
+        if isinstance(body, dict):
+            check_forbidden(body, gw.upstream.forbidden)
+    return admission, body
 
 
 def gateway_headers(ctx: CallContext, result: CallResult) -> dict[str, str]:
@@ -47,19 +64,13 @@ def gateway_headers(ctx: CallContext, result: CallResult) -> dict[str, str]:
     return headers
 
 
-def rate_headers(request: Request) -> dict[str, str]:
-    headers: dict[str, str] = getattr(request.state, "rate_headers", {})
-    return headers
-
-
-async def run_pipeline(request: Request, ctx: CallContext) -> tuple[CallResult, dict[str, str]]:
-    result = await gateway_of(request).pipeline.run(ctx)
-    request.state.upstream_ms = ctx.upstream_ms
+async def run_pipeline(request: Request, admission: Admission, ctx: CallContext) -> tuple[CallResult, dict[str, str]]:
+    try:
+        with with_rate_headers(admission):
+            result = await gateway_of(request).pipeline.run(ctx)
+    finally:
+        # The overhead header (proxy.http.GatewayHeaders) subtracts the time spent waiting upstream.
+        request.state.upstream_ms = ctx.upstream_ms
     headers = gateway_headers(ctx, result)
-    headers.update(rate_headers(request))
+    headers.update(admission.rate_headers)
     return result, headers
-
-
-def served_headers(request: Request, target: str, served: Served) -> dict[str, str]:
-    """Headers for the routes that bypass the pipeline (completions, embeddings)."""
-    return {"x-gateway-tier": target, "x-gateway-model": served.model, **rate_headers(request)}

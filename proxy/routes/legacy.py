@@ -25,8 +25,8 @@ from core.errors import InvalidRequest
 from core.types import ChatRequest
 from plugins.base import CallContext, CallResult
 from plugins.tasks import language_name
-from proxy.auth import Caller
 from proxy.schemas import OpenModel, validate
+from proxy.services import Admission
 
 from .common import admitted_body, gateway_of, run_pipeline
 
@@ -57,11 +57,11 @@ def _caller_name(authenticated: str, label: str | None) -> str:
 
 
 async def _run(
-    request: Request, caller: Caller, route: str, requested: str, chat: ChatRequest, label: str | None
+    request: Request, admission: Admission, route: str, requested: str, chat: ChatRequest, label: str | None
 ) -> tuple[CallContext, CallResult, dict[str, str]]:
-    ctx = gateway_of(request).context(request, caller, route, requested, chat)
-    ctx.caller = _caller_name(caller.name, label)
-    result, headers = await run_pipeline(request, ctx)
+    ctx = gateway_of(request).context(request, admission, route, requested, chat)
+    ctx.caller = _caller_name(admission.caller.name, label)
+    result, headers = await run_pipeline(request, admission, ctx)
     return ctx, result, headers
 
 
@@ -74,7 +74,7 @@ def _body_schema(model: type[OpenModel]) -> dict[str, Any]:
              summary="Run one task (code_generation, summarization, ...) through the gateway")
 async def completion(request: Request) -> Response:
     gw = gateway_of(request)
-    caller, body = await admitted_body(request)
+    admission, body = await admitted_body(request)
     parsed: CompletionRequest = validate(CompletionRequest, body)
     task = gw.task_types.get(parsed.task_type)
     if task is None:
@@ -94,7 +94,7 @@ async def completion(request: Request) -> Response:
         language=parsed.language,
     )
     requested = parsed.model or parsed.tier or "auto"
-    ctx, result, headers = await _run(request, caller, "completion", requested, chat, parsed.caller)
+    ctx, result, headers = await _run(request, admission, "completion", requested, chat, parsed.caller)
     response = result.response
     assert response is not None
     answer = {
@@ -114,7 +114,7 @@ async def completion(request: Request) -> Response:
              summary="Classify the input into one of the given labels")
 async def classify(request: Request) -> Response:
     gw = gateway_of(request)
-    caller, body = await admitted_body(request)
+    admission, body = await admitted_body(request)
     parsed: ClassifyRequest = validate(ClassifyRequest, body)
     labels = [label.strip() for label in parsed.labels if label.strip()]
     if len(set(labels)) < 2:
@@ -128,7 +128,7 @@ async def classify(request: Request) -> Response:
         language=parsed.language,
         labels=labels,
     )
-    ctx, result, headers = await _run(request, caller, "classify", "auto", chat, parsed.caller)
+    ctx, result, headers = await _run(request, admission, "classify", "auto", chat, parsed.caller)
     response = result.response
     assert response is not None
     answer = {

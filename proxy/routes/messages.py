@@ -28,11 +28,11 @@ _JSON = "application/json"
 
 @router.post("/v1/messages")
 async def create_message(request: Request) -> Response:
-    caller, body = await admitted_body(request)
+    admission, body = await admitted_body(request)
     call = protocol.to_chat(body, request.headers.get("x-task-type"))
-    ctx = gateway_of(request).context(request, caller, "messages", call.model, call.chat)
+    ctx = gateway_of(request).context(request, admission, "messages", call.model, call.chat)
     ctx.session_id = ctx.session_id or request.headers.get("x-claude-code-session-id")
-    result, headers = await run_pipeline(request, ctx)
+    result, headers = await run_pipeline(request, admission, ctx)
     headers["request-id"] = ctx.request_id
     if call.warnings:
         headers["x-gateway-warning"] = "; ".join(call.warnings)
@@ -48,8 +48,8 @@ async def create_message(request: Request) -> Response:
 @router.post("/v1/messages/count_tokens")
 async def count_tokens(request: Request) -> Response:
     gw = gateway_of(request)
-    _, body = await admitted_body(request)
+    admission, body = await admitted_body(request)
     call = protocol.to_chat(body)
     gw.catalog.resolve(call.model)  # an unknown model is a 404, as on /v1/messages
     answer = {"input_tokens": protocol.count_tokens(call.chat)}
-    return Response(json.dumps(answer), media_type=_JSON, headers=getattr(request.state, "rate_headers", {}))
+    return Response(json.dumps(answer), media_type=_JSON, headers=admission.rate_headers)

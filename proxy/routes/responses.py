@@ -29,11 +29,11 @@ router = APIRouter()
 
 @router.post("/v1/responses")
 async def create_response(request: Request) -> Response:
-    caller, body = await admitted_body(request)
+    admission, body = await admitted_body(request)
     call = protocol.to_chat(body, request.headers.get("x-task-type"))
-    ctx = gateway_of(request).context(request, caller, "responses", call.model, call.chat)
+    ctx = gateway_of(request).context(request, admission, "responses", call.model, call.chat)
     ctx.session_id = ctx.session_id or request.headers.get("session-id")
-    result, headers = await run_pipeline(request, ctx)
+    result, headers = await run_pipeline(request, admission, ctx)
     if call.warnings:
         headers["x-gateway-warning"] = "; ".join(call.warnings)
     model = result.served.model or call.model

@@ -101,7 +101,7 @@ async def _db(request: Request, work: Callable[[Session], T]) -> T:
 
 async def _admin(request: Request) -> Caller:
     gw: Gateway = request.app.state.gateway
-    caller = await gw.admit(request)
+    caller = (await gw.admit(request)).caller
     require_admin(caller)
     return caller
 
@@ -339,7 +339,7 @@ class OfflineUpload(BaseModel):
 async def upload_offline(request: Request) -> Response:
     """Any caller may upload its own offline calls; they are recorded under the caller's name."""
     gw: Gateway = request.app.state.gateway
-    caller = await gw.admit(request)
+    caller = (await gw.admit(request)).caller
     upload: OfflineUpload = validate(OfflineUpload, await read_json(request, gw.settings.limits.max_body_bytes))
     if gw.sink is None:  # audit disabled in the config: nothing is recorded, say so
         return _answer({"accepted": 0, "audit": "disabled"})

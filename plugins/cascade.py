@@ -110,7 +110,8 @@ class Cascade(BasePlugin):
                 self._step(ctx, result, scoring.confidence, started, checks_ms=checks_ms)
                 if best is None or (result.confidence or 0) > (best.confidence or 0):
                     best = result
-                if scoring.confidence >= policy.threshold or not more:
+                # The budget counts what this answer cost too: judge it after paying.
+                if scoring.confidence >= policy.threshold or not self._can_escalate(ctx, policy, escalations, spent):
                     break
                 ctx.tier = ctx.target = self.next_tier[ctx.tier or ""]
                 ctx.route_reason += f"; escalated to {ctx.tier} (confidence {scoring.confidence:.1f})"

@@ -151,6 +151,19 @@ class AuditSink:
         except Exception:  # never let auditing break a request
             log.exception("audit submit failed for request %s", getattr(record, "request_id", "?"))
 
+    async def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written (to the database, or to the spool when it
+        is down). True when it was; False when `timeout_s` passed first. For tests and shutdown."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._items or self._inflight:
+            if not self._tasks or loop.time() > deadline:
+                return False
+            self._has_items.set()  # wake the writer now instead of at the next flush interval
+            self._batch_full.set()
+            await asyncio.sleep(0.005)
+        return True
+
     async def stop(self) -> None:
         """Flush everything queued to the database (or the spool if it is down), then stop."""
         if not self._tasks and self._items and not self._closed:

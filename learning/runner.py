@@ -60,7 +60,8 @@ class LearningContext:
         engine: Engine | None = None,
         overlay_path: str | Path | None = None,
     ) -> LearningContext:
-        from plugins.state import Thresholds, initial_state
+        from core.learned import Thresholds
+        from plugins.state import initial_state
         from plugins.tasks import build_task_types
         from plugins.validators import build_validators
 

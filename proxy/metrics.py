@@ -101,7 +101,7 @@ class GatewayMetrics:
         if status != "error":
             self.verdicts.labels(status).inc()
         for step in record.steps:
-            for name, ms in (step.get("checks_ms") or {}).items():  # type: ignore[attr-defined]
+            for name, ms in (step.get("checks_ms") or {}).items():
                 self.check_seconds.labels(name).observe(ms / 1000)
         steps = [s.get("tier") for s in record.steps]
         for before, after in pairwise(steps):

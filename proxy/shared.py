@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from plugins.tiering import PinStore
+
 log = logging.getLogger("gateway.redis")
 
 T = TypeVar("T")
@@ -92,7 +94,7 @@ def router_redis_settings(url: str) -> dict[str, Any]:
 class RedisPins:
     """Session pins in Redis (so every instance pins a conversation alike), local when it is down."""
 
-    def __init__(self, redis: RedisState, local: Any) -> None:
+    def __init__(self, redis: RedisState, local: PinStore) -> None:
         self.redis = redis
         self.local = local
 
@@ -105,7 +107,7 @@ class RedisPins:
         value = await self.redis.run(op)
         if isinstance(value, Unavailable):
             return await self.local.get(key)
-        return value.decode() if isinstance(value, bytes) else None
+        return str(value.decode()) if isinstance(value, bytes) else None
 
     async def set(self, key: str, tier: str, ttl_s: float) -> None:
         await self.local.set(key, tier, ttl_s)

@@ -25,7 +25,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from plugins.state import StateError, StateHolder
+from core.learned import StateError
+from plugins.state import StateHolder
 from store.db import session_factory
 from store.queries import get_active_learned_state, list_learned_states
 

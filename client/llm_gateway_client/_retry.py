@@ -40,7 +40,7 @@ def is_retryable(status: int | None) -> bool:
 def backoff_delay(policy: RetryPolicy, attempt: int, rng: Callable[[], float]) -> float:
     """The jittered wait after failed attempt number `attempt` (1-based)."""
     step = min(policy.backoff_max, policy.backoff_base * 2 ** (attempt - 1))
-    return step * (0.5 + 0.5 * rng())
+    return float(step * (0.5 + 0.5 * rng()))
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:

@@ -120,7 +120,7 @@ def assignments_cycle(
                 target = higher_tier
                 reason = (f"{here.describe(tier)} misses the target (approval >= {params.min_approval:.0%}, "
                           f"pass >= {params.min_pass:.0%})")
-                if higher_tier in table:
+                if (task, higher_tier) in table:
                     counts[higher_tier] = higher.n
         elif cheaper_tier and cheaper.n >= params.min_samples:
             relative_ok = here.n < params.min_samples or (

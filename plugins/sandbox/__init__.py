@@ -7,9 +7,8 @@ from plugins.sandbox.runner import (
     SandboxConfig,
     SandboxError,
     SandboxRefused,
-    SandboxStats,
-    Slots,
 )
+from plugins.sandbox.slots import SandboxStats, Slots
 
 __all__ = [
     "RunResult",

@@ -272,4 +272,4 @@ class SchemaCache:
         if error is None:
             return None
         where = "/".join(str(part) for part in error.absolute_path)
-        return error.message[:160] + (f" at /{where}" if where else "")
+        return str(error.message)[:160] + (f" at /{where}" if where else "")

@@ -15,7 +15,7 @@ from core.upstream import Served
 from plugins.base import CallContext, CallResult
 from plugins.cascade import Cascade, Policy
 from plugins.sandbox import Sandbox, SandboxConfig, SandboxRefused
-from plugins.state import Snapshot, StateHolder
+from plugins.state import Snapshot
 from plugins.tasks import build_task_types
 from plugins.validators import Scorer, default_validators
 from plugins.validators.execution import ExecutionValidator, run_prechecks
@@ -268,15 +268,17 @@ def test_score_uses_the_precheck_and_does_not_run_on_the_loop(validator):
 # --------------------------------------------------------------------------- the cascade
 
 
-def _cascade(validator: ExecutionValidator) -> Cascade:
+def _snapshot(validator: ExecutionValidator) -> Snapshot:
     scorer = Scorer([*default_validators(), validator])
-    tiers = ["fast", "medium"]
-    state = StateHolder(Snapshot(LearnedState(0, Thresholds(), {}, dict(scorer.weights), {}), scorer), tiers, scorer)
-    return Cascade(tiers, build_task_types({}), state, Policy(5.0, 2, None, True, True))
+    return Snapshot(LearnedState(0, Thresholds(), {}, dict(scorer.weights), {}), scorer)
+
+
+def _cascade() -> Cascade:
+    return Cascade(["fast", "medium"], build_task_types({}), Policy(5.0, 2, None, True, True))
 
 
 def _answers(by_tier: dict[str, str], calls: list[str], scorer: Scorer) -> Any:
-    async def upstream(ctx: CallContext) -> CallResult:
+    async def upstream(ctx: CallContext, *, stream: bool) -> CallResult:
         tier = ctx.tier or ""
         calls.append(tier)
         response = answer(by_tier[tier])
@@ -289,20 +291,21 @@ def _answers(by_tier: dict[str, str], calls: list[str], scorer: Scorer) -> Any:
     return upstream
 
 
-def _context(prompt: str) -> CallContext:
+def _context(prompt: str, learned: Snapshot) -> CallContext:
     return CallContext(request_id="r1", caller="agent", route="chat", requested_model="auto",
-                       request=code_request(prompt), target="fast", deadline=time.monotonic() + 60, tier="fast")
+                       request=code_request(prompt), target="fast", deadline=time.monotonic() + 60, tier="fast",
+                       learned=learned)
 
 
 def test_cascade_escalates_a_wrong_cheap_answer_and_keeps_a_right_one(validator):
-    cascade = _cascade(validator)
-    scorer = cascade.state.current.scorer
-    assert scorer is not None
+    cascade = _cascade()
+    learned = _snapshot(validator)
+    scorer = learned.scorer
     right = fenced(REMOVE_OCC)
     wrong = fenced("def remove_Occ(s, ch):\n    return s.replace(ch, '', 1)\n")
 
     calls: list[str] = []
-    ctx = _context(MBPP)
+    ctx = _context(MBPP, learned)
     result = asyncio.run(cascade.wrap_call(ctx, _answers({"fast": wrong, "medium": right}, calls, scorer)))
     assert calls == ["fast", "medium"]
     assert result.response is not None and result.response.text == right
@@ -311,7 +314,7 @@ def test_cascade_escalates_a_wrong_cheap_answer_and_keeps_a_right_one(validator)
     assert "escalated to medium" in ctx.route_reason
 
     calls = []
-    ctx = _context(MBPP)
+    ctx = _context(MBPP, learned)
     result = asyncio.run(cascade.wrap_call(ctx, _answers({"fast": right, "medium": wrong}, calls, scorer)))
     assert calls == ["fast"]
     assert result.response is not None and result.response.text == right

@@ -224,7 +224,7 @@ class Harness:
     def _evaluate(self, source: str, mode: str, timeout: float) -> tuple[Any, str]:
         stdout = _Capture(self.capture_limit)
         saved = sys.stdout, sys.stderr
-        sys.stdout = sys.stderr = stdout  # type: ignore[assignment]
+        sys.stdout = sys.stderr = stdout
         try:
             code = compile(source, "<case>", mode, self.flags, dont_inherit=True)
             self._arm(timeout)
@@ -280,7 +280,7 @@ class Harness:
         ns["__builtins__"] = builtins
         saved_main = sys.modules.get("__main__")
         sys.modules["__main__"] = module
-        sys.stdin, sys.stdout, sys.stderr = stdin, stdout, _Capture(0)  # type: ignore[assignment]
+        sys.stdin, sys.stdout, sys.stderr = stdin, stdout, _Capture(0)
         try:
             code = compile(self.code, "<answer>", "exec", dont_inherit=True)
             self._arm(timeout)

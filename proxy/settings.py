@@ -49,7 +49,7 @@ class CallerConfig(_Strict):
     """A caller and its key. The key is an `os.environ/NAME` reference or a sha256 hex digest."""
 
     name: str
-    role: Literal["agent", "admin"] = "agent"
+    role: Literal["agent", "reviewer", "admin"] = "agent"
     key: str | None = None
     key_sha256: str | None = None
     rpm: int | None = None

@@ -81,7 +81,7 @@ def savings_figures(rows: Iterable[CallRow], prices: Mapping[str, Price]) -> dic
         by_day[_day(row.created_at)].append(row)
 
     def figure(group: list[CallRow]) -> dict[str, Any]:
-        return savings((r.cost, r.tokens_in, r.tokens_out) for r in group)
+        return savings(((r.cost, r.tokens_in, r.tokens_out) for r in group), prices)
 
     return {
         "tiers": list(prices),
@@ -131,8 +131,9 @@ def band_of(confidence: float) -> int:
 
 
 def confidence_figures(rows: Iterable[CallRow], reviews: Iterable[ReviewRow]) -> dict[str, Any]:
-    bands = [{"band": f"{b}-{b + 1}", "low": b, "calls": 0, "reviewed": 0, "accepted": 0, "acceptance": None}
-             for b in range(10)]
+    bands: list[dict[str, Any]] = [
+        {"band": f"{b}-{b + 1}", "low": b, "calls": 0, "reviewed": 0, "accepted": 0, "acceptance": None}
+        for b in range(10)]
     for row in _served(rows):
         if row.confidence is not None:
             bands[band_of(row.confidence)]["calls"] += 1

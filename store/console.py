@@ -85,7 +85,7 @@ class QueueFilter:
         if self.kind is not None and self.kind not in KINDS:
             raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
 
-    def where(self, stmt: Select[Any], *, skip: str | None = None, now: datetime | None = None) -> Select[Any]:
+    def where(self, stmt: Select[Any], *, skip: str | None = None, now: datetime | None = None) -> Any:
         """`stmt` narrowed by every filter but `skip` (a count per value ignores its own filter)."""
         stmt = stmt.where(ReviewItem.state == self.state)
         for name, column in (("task_type", ReviewItem.task_type), ("tier", ReviewItem.tier),
@@ -132,7 +132,7 @@ def queue_counts(session: Session, flt: QueueFilter) -> dict[str, dict[str, int]
     out: dict[str, dict[str, int]] = {}
     for name, column in (("task_type", ReviewItem.task_type), ("tier", ReviewItem.tier),
                          ("caller", ReviewItem.caller), ("kind", ReviewItem.spot_check)):
-        stmt = flt.where(select(column, func.count(ReviewItem.id)), skip=name).group_by(column)
+        stmt = flt.where(select(column, func.count(ReviewItem.id)), skip=name).group_by(column)  # type: ignore[arg-type]
         counts: dict[str, int] = {}
         for value, count in session.execute(stmt):
             if name == "kind":

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ def seed(server: GatewayServer, n: int) -> None:
     for i in range(n):
         body = {"model": "fake-fast", "messages": [
             {"role": "system", "content": "You are a careful assistant."},
-            {"role": "user", "content": f"Question {i}: add two numbers [[fake:" + json.dumps({"text": REFUSAL}) + "]]"}]}
+            {"role": "user",
+             "content": f"Question {i}: add two numbers [[fake:" + json.dumps({"text": REFUSAL}) + "]]"}]}
         response = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=15,
                               headers={"authorization": f"Bearer {AGENT_KEY}", "x-task-type": "chat"})
         assert response.status_code == 200, response.text
@@ -152,3 +154,56 @@ def test_agent_key_is_refused_and_reviewer_kept_off_admin_pages(page: Any, conso
     page.wait_for_selector("#error-page")
     assert "Not a reviewer key" in page.inner_text("#error-page")
     page.screenshot(path=str(ARTIFACTS / "agent-refused.png"))
+
+
+def signed_in(server: GatewayServer, key: str) -> httpx.Client:
+    http = httpx.Client(base_url=server.url, timeout=15, follow_redirects=False)
+    form = http.get("/ui/signin")
+    csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
+    response = http.post("/ui/signin", data={"key": key, "csrf": csrf, "next": "/ui/queue"})
+    assert response.status_code == 303, response.text
+    return http
+
+
+def csrf_of(http: httpx.Client) -> str:
+    return http.get("/ui/queue").text.split('name="csrf-token" content="')[1].split('"')[0]
+
+
+def test_reviewer_role_two_reviewers_and_expired_sessions(console: GatewayServer) -> None:
+    from store import queries as q
+    from store.db import session_factory
+    from store.models import ConsoleSession
+
+    sessions = session_factory(console.gateway.engine)
+    with sessions() as s:
+        _row, reviewer_key = q.create_api_key(s, "rita", "reviewer")
+        _row, second_key = q.create_api_key(s, "sam", "reviewer")
+    rita, sam = signed_in(console, reviewer_key), signed_in(console, second_key)
+    assert rita.get("/ui/audit").status_code == 403  # admin pages refuse a reviewer
+    assert "Admins only" in rita.get("/ui/audit").text
+    assert httpx.get(console.url + "/v1/audit", headers={"authorization": f"Bearer {reviewer_key}"}).status_code == 403
+    model = httpx.post(console.url + "/v1/chat/completions", timeout=15,
+                       headers={"authorization": f"Bearer {reviewer_key}"},
+                       json={"model": "fake-fast", "messages": [{"role": "user", "content": "hi"}]})
+    assert model.status_code == 403 and model.json()["error"]["type"]
+    as_reviewer = {"authorization": f"Bearer {reviewer_key}"}
+    assert httpx.get(console.url + "/v1/insights", headers=as_reviewer).status_code == 200
+
+    item = pending(console)[0]["id"]
+    first = rita.post(f"/ui/items/{item}/verdict", json={"verdict": "reject", "notes": "wrong"},
+                      headers={"x-csrf-token": csrf_of(rita), "accept": "application/json"})
+    assert first.status_code == 200, first.text
+    second = sam.post(f"/ui/items/{item}/verdict", json={"verdict": "approve"},
+                      headers={"x-csrf-token": csrf_of(sam), "accept": "application/json"})
+    assert second.status_code == 409
+    assert "rita already decided" in second.json()["error"]["message"]
+    record = httpx.get(f"{console.url}/v1/review/{item}", headers={"authorization": f"Bearer {ADMIN_KEY}"}).json()
+    assert (record["state"], record["reviewer"], record["notes"]) == ("rejected", "rita", "wrong")
+
+    with sessions() as s:  # every session expires
+        s.query(ConsoleSession).update({ConsoleSession.expires_at: datetime(2020, 1, 1, tzinfo=UTC)})
+        s.commit()
+    expired = rita.get("/ui/queue")
+    assert expired.status_code == 303 and "/ui/signin" in expired.headers["location"]
+    assert "expired=1" in expired.headers["location"]
+    assert "session has expired" in rita.get(expired.headers["location"]).text

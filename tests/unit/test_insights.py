@@ -62,7 +62,8 @@ def test_escalation_rate_and_reasons() -> None:
 def test_confidence_bands_with_reviewer_acceptance() -> None:
     rows = [call(DAY1, "chat", 0, 1, 1, confidence=c) for c in (2.5, 7.0, 7.9, 10.0)]
     reviews = [ins.ReviewRow(DAY1, "approved", confidence=7.2), ins.ReviewRow(DAY1, "rejected", confidence=7.5),
-               ins.ReviewRow(DAY1, "corrected", confidence=7.1, score=2.0), ins.ReviewRow(DAY1, "pending", confidence=7.0)]
+               ins.ReviewRow(DAY1, "corrected", confidence=7.1, score=2.0),
+               ins.ReviewRow(DAY1, "pending", confidence=7.0)]
     bands = ins.confidence_figures(rows, reviews)["bands"]
     assert [b["calls"] for b in bands] == [0, 0, 1, 0, 0, 0, 0, 2, 0, 1]
     assert bands[7]["reviewed"] == 3 and bands[7]["accepted"] == 1

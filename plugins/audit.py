@@ -68,7 +68,7 @@ def record_for(ctx: CallContext, result: CallResult | None, error: BaseException
         prompt=ctx.request.prompt_text(("system", "developer", "user", "tool")),
         output=output,
         route_reason=ctx.route_reason,
-        checks=[check_json(r) for r in ctx.state.get("validator_results") or ()],
+        checks=[check_json(r) for r in ctx.validator_results],
         prompt_json=prompt_json(ctx),
     )
 

@@ -36,7 +36,7 @@ MAX_DAYS = 366
 async def _reader(request: Request) -> None:
     """A reviewer/admin key, or a signed-in console session."""
     if request.headers.get("authorization") or request.headers.get("x-api-key"):
-        require_reviewer(await gateway(request).admit(request))
+        require_reviewer((await gateway(request).admit(request)).caller)
         return
     await require_user(request)
 

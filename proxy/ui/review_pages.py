@@ -205,6 +205,5 @@ async def demonstrations_page(request: Request) -> Response:
 @router.get("/v1/review/demonstrations")
 async def demonstrations_api(request: Request) -> Response:
     """Corrected answers as JSON lines (reviewer or admin key): the fine-tuning and learner export."""
-    caller = await gateway(request).admit(request)
-    require_reviewer(caller)
+    require_reviewer((await gateway(request).admit(request)).caller)
     return _jsonl(await db(request, _demonstrations), "demonstrations.jsonl")

@@ -24,8 +24,8 @@ for _k, _v in {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_OFFLINE_MODE": "
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
-from store.records import AuditRecord  # noqa: E402
 
+from core.records import AuditRecord  # noqa: E402
 from store.db import make_engine, migrate, session_factory  # noqa: E402
 from store.redact import prepare_row  # noqa: E402
 from store.writer import AuditWriter  # noqa: E402

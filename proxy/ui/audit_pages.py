@@ -18,8 +18,8 @@ from fastapi import APIRouter, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import Response, StreamingResponse
-from store.records import STATUSES
 
+from core.records import STATUSES
 from proxy.routes.review import audit_json, review_json
 from store import queries as q
 from store.models import AuditLog, ReviewItem

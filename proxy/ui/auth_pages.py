@@ -18,7 +18,7 @@ import secrets
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from proxy.errors import GatewayError
+from core.errors import GatewayError
 from store import console as sc
 
 from .web import (

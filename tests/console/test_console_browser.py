@@ -207,3 +207,26 @@ def test_reviewer_role_two_reviewers_and_expired_sessions(console: GatewayServer
     assert expired.status_code == 303 and "/ui/signin" in expired.headers["location"]
     assert "expired=1" in expired.headers["location"]
     assert "session has expired" in rita.get(expired.headers["location"]).text
+
+
+def test_phone_width_fits_without_sideways_scrolling(console: GatewayServer) -> None:
+    _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True,
+                                   is_mobile=True, has_touch=True).new_page()
+        sign_in(page, console, ADMIN_KEY)
+        page.wait_for_selector("#queue")
+        page.screenshot(path=str(ARTIFACTS / "queue-phone.png"), full_page=True)
+        assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth + 1")
+        page.click("#queue tbody tr:first-child a")
+        page.wait_for_selector("article.item")
+        page.screenshot(path=str(ARTIFACTS / "item-phone.png"), full_page=True)
+        assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth + 1")
+        page.click("button[data-verdict=approve]")  # a tap decides too
+        page.wait_for_selector("#notice:not([hidden])")
+        assert "approved" in page.inner_text("#notice")
+        browser.close()

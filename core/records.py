@@ -89,6 +89,9 @@ class AuditRecord:
     offline: bool = False
     spot_check: bool = False
     learned_version: int | None = None  # the learned-state version that decided this call
+    route_reason: str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    prompt_json: dict[str, Any] | None = None  # {messages, tools?}: content, like `prompt`
 
     @property
     def needs_review(self) -> bool:
@@ -135,6 +138,9 @@ class AuditRecord:
             "offline": bool(self.offline),
             "spot_check": bool(self.spot_check),
             "learned_version": None if self.learned_version is None else int(self.learned_version),
+            "route_reason": _opt_str(self.route_reason),
+            "checks": [dict(c) for c in self.checks],
+            "prompt_json": dict(self.prompt_json) if self.prompt_json is not None else None,
         }
 
 
@@ -159,6 +165,8 @@ def row_from_json(data: dict[str, Any]) -> dict[str, Any]:
     """Inverse of `row_to_json`."""
     row = dict(data)
     row.setdefault("spot_check", False)  # spooled before the column existed
+    for name in ("route_reason", "checks", "prompt_json"):  # spooled before migration 0003
+        row.setdefault(name, None)
     created = row.get("created_at")
     if isinstance(created, str):
         parsed = datetime.fromisoformat(created)

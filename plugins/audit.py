@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.errors import GatewayError
 from core.records import AuditRecord
@@ -67,7 +67,27 @@ def record_for(ctx: CallContext, result: CallResult | None, error: BaseException
         session_id=ctx.session_id,
         prompt=ctx.request.prompt_text(("system", "developer", "user", "tool")),
         output=output,
+        route_reason=ctx.route_reason,
+        checks=[check_json(r) for r in ctx.validator_results],
+        prompt_json=prompt_json(ctx),
     )
+
+
+def check_json(result: Any) -> dict[str, Any]:
+    """One validator's verdict as the audit stores it (the reviewer console shows it)."""
+    out: dict[str, Any] = {"name": result.name, "score": result.score, "passed": result.passed,
+                           "reason": result.reason, "abstained": result.abstained}
+    if getattr(result, "evidence", ()):
+        out["evidence"] = list(result.evidence)
+    return out
+
+
+def prompt_json(ctx: CallContext) -> dict[str, Any]:
+    """The structured prompt (messages, tools): content, so the sink applies the content policy."""
+    out: dict[str, Any] = {"messages": list(ctx.request.messages)}
+    if ctx.request.tools:
+        out["tools"] = list(ctx.request.tools)
+    return out
 
 
 class Audit(BasePlugin):

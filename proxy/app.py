@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 
 from core.errors import GatewayError, InvalidRequest, NotFound
 
-from . import __version__
+from . import __version__, ui
 from .http import GatewayHeaders
 from .metrics import GatewayMetrics
 from .routes import health, legacy, messages, metrics_route, openai, responses, review
@@ -62,6 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(legacy.router)
     app.include_router(health.router)
     app.include_router(metrics_route.router)
+    if settings.console.enabled:
+        ui.install(app)  # before review.router: /v1/review/demonstrations is not a review item id
     app.include_router(review.router)
     app.include_router(responses.router)
     app.include_router(messages.router)

@@ -24,13 +24,17 @@ log = logging.getLogger("gateway.auth")
 @dataclass(frozen=True, slots=True)
 class Caller:
     name: str
-    role: str  # "agent" | "admin"
+    role: str  # "agent" | "reviewer" (review queue and console only) | "admin"
     rpm: int | None = None
     tpm: int | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def can_review(self) -> bool:
+        return self.role in ("admin", "reviewer")
 
 
 ANONYMOUS = Caller(name="anonymous", role="agent")
@@ -91,3 +95,15 @@ class Authenticator:
 def require_admin(caller: Caller) -> None:
     if not caller.is_admin:
         raise PermissionDenied("this route needs an admin key")
+
+
+def require_reviewer(caller: Caller) -> None:
+    if not caller.can_review:
+        raise PermissionDenied("this route needs a reviewer or admin key")
+
+
+def require_model_caller(caller: Caller) -> None:
+    """Reviewer keys judge answers; they do not ask for them."""
+    if caller.role == "reviewer":
+        raise PermissionDenied("a reviewer key may only use the review queue and the console (/ui), "
+                               "not the model routes")

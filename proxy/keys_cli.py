@@ -1,6 +1,6 @@
 """`llm-gateway keys create|list|revoke`: API keys stored in the gateway's database.
 
-    llm-gateway keys create ci-bot --role agent [--config FILE] [--json]
+    llm-gateway keys create ci-bot --role agent|reviewer|admin [--config FILE] [--json]
     llm-gateway keys list [--config FILE] [--json]
     llm-gateway keys revoke ci-bot [--config FILE]
 
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-ROLES = ("agent", "admin")
+ROLES = ("agent", "reviewer", "admin")  # reviewer: the console and the review queue only
 
 
 def register(subparsers: Any) -> None:

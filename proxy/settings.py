@@ -49,7 +49,7 @@ class CallerConfig(_Strict):
     """A caller and its key. The key is an `os.environ/NAME` reference or a sha256 hex digest."""
 
     name: str
-    role: Literal["agent", "admin"] = "agent"
+    role: Literal["agent", "reviewer", "admin"] = "agent"
     key: str | None = None
     key_sha256: str | None = None
     rpm: int | None = None
@@ -132,6 +132,13 @@ class AuditConfig(_Strict):
     replay_interval_s: float = Field(default=5.0, gt=0)
 
 
+class ConsoleConfig(_Strict):
+    """The reviewer console at /ui (proxy/ui/)."""
+
+    enabled: bool = True
+    session_ttl_s: float = Field(default=8 * 3600.0, gt=0)  # a signed-in browser stays signed in this long
+
+
 class Settings(BaseSettings):
     """Everything the gateway process is configured with, resolved and validated."""
 
@@ -153,6 +160,7 @@ class Settings(BaseSettings):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     task_types: dict[str, TaskTypeConfig] = Field(default_factory=dict)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
     # llama.cpp servers the gateway runs itself (proxy/local_models.py); their deployments join model_list at start.
     local_models: list[LocalModelConfig] = Field(default_factory=list)
     session_pin_ttl_s: float = Field(default=1800.0, ge=0)

@@ -100,7 +100,7 @@ class AuditLog(Base):
     route: Mapped[str] = mapped_column(String)
     task_type: Mapped[str | None] = mapped_column(String, index=True)
     requested_model: Mapped[str | None] = mapped_column(String)
-    tier: Mapped[str | None] = mapped_column(String)
+    tier: Mapped[str | None] = mapped_column(String, index=True)
     served_model: Mapped[str | None] = mapped_column(String)
     provider: Mapped[str | None] = mapped_column(String)
     deployment: Mapped[str | None] = mapped_column(String)
@@ -128,13 +128,23 @@ class AuditLog(Base):
     # A warning/approved answer sampled for review (unbiased reviewer acceptance for the learner).
     spot_check: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     learned_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the state that decided
+    # Why this tier (the x-gateway-route-reason header), for the reviewer.
+    route_reason: Mapped[str | None] = mapped_column(Text)
+    # Each validator: [{name, score, passed, reason, abstained, evidence?}]
+    checks: Mapped[list[Any] | None] = mapped_column()
+    # The structured prompt, under the same content policy as `prompt`: {messages, tools?}
+    prompt_json: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class ReviewItem(Base):
     """A low-confidence answer waiting for (or carrying) a human verdict; one per audit row."""
 
     __tablename__ = "review_items"
-    __table_args__ = (Index("ix_review_items_state_created_at", "state", "created_at"),)
+    __table_args__ = (
+        Index("ix_review_items_state_created_at", "state", "created_at"),
+        Index("ix_review_items_state_id", "state", "id"),
+        Index("ix_review_items_state_task_type_id", "state", "task_type", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     audit_id: Mapped[int] = mapped_column(
@@ -155,6 +165,7 @@ class ReviewItem(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    spot_check: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class LearnedState(Base):
@@ -187,8 +198,21 @@ class ApiKey(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String, unique=True)
-    role: Mapped[str] = mapped_column(String(16))  # agent|admin
+    role: Mapped[str] = mapped_column(String(16))  # agent|reviewer|admin
     key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class ConsoleSession(Base):
+    """A browser signed in to the reviewer console; the cookie's token is stored only hashed."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    caller: Mapped[str] = mapped_column(String)
+    role: Mapped[str] = mapped_column(String(16))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

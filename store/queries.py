@@ -30,11 +30,11 @@ from store.redact import redact
 T = TypeVar("T")
 Order = Literal["asc", "desc"]
 Verdict = Literal["approve", "reject", "correct"]
-Role = Literal["agent", "admin"]
+Role = Literal["agent", "reviewer", "admin"]
 
 VERDICT_STATES: dict[str, str] = {"approve": "approved", "reject": "rejected", "correct": "corrected"}
 REVIEW_STATES: tuple[str, ...] = ("pending", "approved", "rejected", "corrected")
-ROLES: tuple[str, ...] = ("agent", "admin")
+ROLES: tuple[str, ...] = ("agent", "reviewer", "admin")
 API_KEY_PREFIX = "gwk_"
 MAX_PAGE = 500
 

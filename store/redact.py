@@ -156,6 +156,17 @@ def redact(text: str) -> str:
     return _TOKEN_CANDIDATE.sub(_redact_token, text)
 
 
+def redact_json(value: Any) -> Any:
+    """`value` (JSON: dicts, lists, scalars) with `redact()` applied to every string in it."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_json(v) for v in value]
+    return value
+
+
 def _clean_text(value: str) -> str:
     """`value` without NUL characters and lone surrogates (PostgreSQL rejects both)."""
     if "\x00" in value:
@@ -182,7 +193,7 @@ def _clean_json(value: Any) -> Any:
     return str(value)
 
 
-_JSON_COLUMNS = ("attempts", "steps", "validator_scores")
+_JSON_COLUMNS = ("attempts", "steps", "validator_scores", "checks", "prompt_json")
 _FLOAT_COLUMNS = ("confidence", "latency_ms", "ttft_ms", "cost")
 
 
@@ -198,8 +209,10 @@ def prepare_row(record: AuditRecord, policy: ContentPolicy = "review_only") -> d
         for name in ("prompt", "output"):
             if row[name] is not None:
                 row[name] = redact(row[name])
+        if row["prompt_json"] is not None:
+            row["prompt_json"] = redact_json(row["prompt_json"])
     else:
-        row["prompt"] = row["output"] = None
+        row["prompt"] = row["output"] = row["prompt_json"] = None
     for name, value in row.items():
         if isinstance(value, str):
             row[name] = _clean_text(value)

@@ -134,6 +134,7 @@ class AuditWriter:
                     "tier": pending[request_id].get("tier"),
                     "caller": pending[request_id].get("caller"),
                     "confidence": pending[request_id].get("confidence"),
+                    "spot_check": bool(pending[request_id].get("spot_check")),
                     "created_at": pending[request_id].get("created_at") or now,
                     "updated_at": now,
                 }

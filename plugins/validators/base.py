@@ -14,7 +14,7 @@ compares it with the reviewers' verdicts); the confidence is computed from the s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.types import ChatRequest, ChatResponse
 
@@ -35,6 +35,8 @@ class ValidatorResult:
     passed: bool
     reason: str
     abstained: bool = False
+    # What the verdict rests on, for a reviewer (the code check: each example run, what it printed).
+    evidence: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score <= 10.0:  # also rejects NaN

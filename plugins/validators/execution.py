@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from collections import OrderedDict
@@ -52,6 +53,7 @@ from plugins.validators.execution_judge import (
     Verdict,
     decode,
     edge_crash,
+    evidence,
     judge,
     judge_case,
     missing_module,
@@ -131,8 +133,9 @@ class ExecutionValidator:
             parts.append(verdict.problem)
         parts.append(f"{cost_ms:.0f} ms")
         self.stats.record("pass" if verdict.passed == verdict.total else "fail", cost_ms)
-        return ValidatorResult.of(self.name, verdict.score, "; ".join(parts)[:300],
-                                  passed=verdict.passed == verdict.total and verdict.score >= 5.0)
+        result = ValidatorResult.of(self.name, verdict.score, "; ".join(parts)[:300],
+                                    passed=verdict.passed == verdict.total and verdict.score >= 5.0)
+        return dataclasses.replace(result, evidence=evidence(plan, run))
 
     def _abstain(self, reason: str, outcome: str, started: float) -> ValidatorResult:
         cost_ms = (time.perf_counter() - started) * 1000

@@ -194,6 +194,30 @@ def judge(plan: Plan, run: RunResult) -> Verdict:
     return Verdict(passed, total, tuple(failures), tuple(crashes), problem)
 
 
+def evidence(plan: Plan, run: RunResult, limit: int = 20) -> tuple[dict[str, Any], ...]:
+    """Each scored example as a reviewer reads it: what was run, what was expected, what came out."""
+    problem = run.problem()
+    out: list[dict[str, Any]] = []
+    for check in plan.checks[: limit * 2]:
+        if not check.scored or len(out) >= limit:
+            continue
+        result = run.cases.get(check.id)
+        ok, why = judge_case(check, result, problem)
+        got = ""
+        if result is not None:
+            printed = str(result.get("out", ""))
+            value = result.get("value")
+            got = printed + (_shown(decode(value)) if value is not None else "")
+            if not result.get("ok"):
+                exc = result.get("exc") or {}
+                got += f"{exc.get('type', 'error')}: {exc.get('msg', '')}"
+        known, expected = check.expected
+        want = check.expected_text or (_shown(expected) if known else "")
+        out.append({"example": _short(check.label, 200), "expected": _short(want, 300), "got": _short(got, 300),
+                    "passed": ok, **({"why": why} if why else {})})
+    return tuple(out)
+
+
 def missing_module(run: RunResult) -> str | None:
     """The message of a ModuleNotFoundError the answer's code met, if any."""
     errors = list((run.loaded or {}).get("errors") or [])

@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from core.errors import GatewayError
 from plugins.base import CallContext, CallResult
+from proxy.auth import require_model_caller
 from proxy.http import read_json
 from proxy.services import Admission, Gateway
 from proxy.upstream import check_forbidden
@@ -43,6 +44,7 @@ async def admitted_body(request: Request) -> tuple[Admission, Any]:
     """The caller (401/429 before anything is read) and the JSON body, refused if it steers litellm."""
     gw = gateway_of(request)
     admission = await gw.admit(request)
+    require_model_caller(admission.caller)
     with with_rate_headers(admission):
         body = await read_json(request, gw.settings.limits.max_body_bytes)
         if isinstance(body, dict):

@@ -1,4 +1,5 @@
-"""The human review queue and the audit log over HTTP (admin keys), plus the offline upload.
+"""The human review queue (reviewer and admin keys) and the audit log (admin keys) over HTTP,
+plus the offline upload.
 
     GET  /v1/review              review items (filters: state, task_type, tier, caller), oldest first
     GET  /v1/review/{id}         one item, with its audit row (prompt/output, when stored)
@@ -38,7 +39,7 @@ from starlette.responses import Response
 
 from core.errors import Conflict, DatabaseUnavailable, InvalidRequest, NotFound
 from core.records import STATUSES, AuditRecord
-from proxy.auth import Caller, require_admin
+from proxy.auth import Caller, require_admin, require_model_caller, require_reviewer
 from proxy.http import read_json
 from proxy.schemas import validate
 from proxy.services import Gateway
@@ -103,6 +104,13 @@ async def _admin(request: Request) -> Caller:
     gw: Gateway = request.app.state.gateway
     caller = (await gw.admit(request)).caller
     require_admin(caller)
+    return caller
+
+
+async def _reviewer(request: Request) -> Caller:
+    gw: Gateway = request.app.state.gateway
+    caller = (await gw.admit(request)).caller
+    require_reviewer(caller)
     return caller
 
 
@@ -216,7 +224,7 @@ def _page(page: q.Page[Any], render: Callable[[Any], dict[str, Any]]) -> Respons
 
 @router.get("/v1/review")
 async def list_review(request: Request) -> Response:
-    await _admin(request)
+    await _reviewer(request)
     params = _params(request, ("state", "task_type", "tier", "caller", "limit", "cursor"))
     cursor, limit = _paging(params)
     state = _choice(params, "state", q.REVIEW_STATES)
@@ -235,7 +243,7 @@ def _item_with_audit(session: Session, item_id: int) -> tuple[ReviewItem, AuditL
 
 @router.get("/v1/review/{item_id}")
 async def get_review(request: Request, item_id: str) -> Response:
-    await _admin(request)
+    await _reviewer(request)
     number = _item_id(item_id)
     item, audit = await _db(request, lambda s: _item_with_audit(s, number))
     return _answer(review_json(item, audit))
@@ -253,9 +261,10 @@ class VerdictBody(BaseModel):
     notes: Annotated[str, StringConstraints(max_length=20_000)] | None = None
 
 
-@router.post("/v1/review/{item_id}")
+@router.post("/v1/review/{item_id}", openapi_extra={"requestBody": {
+    "required": True, "content": {_JSON: {"schema": VerdictBody.model_json_schema()}}}})
 async def review_verdict(request: Request, item_id: str) -> Response:
-    caller = await _admin(request)
+    caller = await _reviewer(request)
     gw: Gateway = request.app.state.gateway
     number = _item_id(item_id)
     body: VerdictBody = validate(VerdictBody, await read_json(request, gw.settings.limits.max_body_bytes))
@@ -340,6 +349,7 @@ async def upload_offline(request: Request) -> Response:
     """Any caller may upload its own offline calls; they are recorded under the caller's name."""
     gw: Gateway = request.app.state.gateway
     caller = (await gw.admit(request)).caller
+    require_model_caller(caller)
     upload: OfflineUpload = validate(OfflineUpload, await read_json(request, gw.settings.limits.max_body_bytes))
     if gw.sink is None:  # audit disabled in the config: nothing is recorded, say so
         return _answer({"accepted": 0, "audit": "disabled"})
